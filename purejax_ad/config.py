@@ -1,0 +1,258 @@
+"""Configuration: every hyperparameter and every documented quirk of the official code, presets, checks.
+
+Presets (spec §9.1, §8): ``paper-minatar`` is the official ``scripts/train.py`` column with every quirk
+at its faithful setting; ``classic-fast`` is a small CPU config tuned for CartPole-v1. All step
+counts are **env steps per seed** unless a name says otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from purejax_ad.envs import UnknownEnvError, canonical_env_id
+
+ALGOS = ("ad-dqn",)
+
+
+@dataclass(frozen=True)
+class Config:
+    """One training run. Units: env steps are per seed (summed over that seed's ``num_envs``)."""
+
+    # --- run -------------------------------------------------------------------------------------
+    env: str = "CartPole-v1"
+    """Environment id (see ``purejax_ad.envs.ENV_REGISTRY``)."""
+    algo: str = "ad-dqn"
+    """Algorithm; ``ad-dqn`` (Artificial Dopamine, spec §1)."""
+    preset: str = "classic-fast"
+    """Name of the preset the values started from (recorded in outputs)."""
+    num_seeds: int = 4
+    """Independent seeds, trained in parallel by ``jax.vmap``."""
+    seed: int = 0
+    """Base seed; seed ``i`` of the run uses ``fold_in(PRNGKey(seed), i)``."""
+    total_timesteps: int = 60_000
+    """Env steps per seed (rounded up to whole log chunks)."""
+    num_envs: int = 1
+    """Parallel envs per seed (the official code uses 1)."""
+    # --- network (spec §2-§3) --------------------------------------------------------------------
+    net_arch: tuple[int, ...] = (64, 64)
+    """Hidden width of every AD cell, bottom to top."""
+    num_heads: int = 8
+    """Heads H of the AttentionADCell."""
+    input_skip_connections: bool = True
+    recurrent_connections: bool = True
+    forward_connections: bool = True
+    recurrent_weight: float = 1.0
+    forward_weight: float = 1.0
+    context_size: int = 10
+    """Replayed steps before o_t; sequences have context_size + 1 observations (spec §4)."""
+    context_alpha: float = 1.0
+    """c_t = alpha*h_t + (1-alpha)*c_{t-1}; 1.0 in the shipped configs."""
+    # --- optimisation (spec §5) -------------------------------------------------------------------
+    learning_rate: float = 1e-3
+    adam_b1: float = 0.9
+    adam_b2: float = 0.99
+    adam_eps: float = 1e-8
+    max_grad_norm: float = 1.0
+    """Per-layer global-norm gradient clip."""
+    gamma: float = 0.99
+    double_q: bool = True
+    td_loss: Literal["mse", "huber"] = "mse"
+    """Quirk Q5: shipped configs use MSE without 1/2 (faithful); 'huber' is optax Huber, delta 1."""
+    buffer_size: int = 100_000
+    """Replay capacity in transitions per seed (capped at total_timesteps: it never wraps then)."""
+    batch_size: int = 64
+    """Sequences per update."""
+    learning_starts: int = 5_000
+    """Env steps of random warm-up before the first update; epsilon decays from here."""
+    train_frequency: int = 4
+    """Env steps per update (a multiple of num_envs)."""
+    target_update_interval: int = 1_000
+    """Env steps between target copies (a multiple of train_frequency)."""
+    tau: float = 1.0
+    """Target mix at each copy; 1.0 is the hard copy of the official code."""
+    # --- exploration (spec §6.2) ------------------------------------------------------------------
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.05
+    exploration_fraction: float = 0.2
+    """Epsilon decays linearly over exploration_fraction * total_timesteps env steps after learning_starts."""
+    # --- quirks of the official code (spec §8) ------------------------------------------------------
+    truncation_starts_episode: bool = True
+    """Q1: a truncated episode starts a new one in replayed sequences (faithful: False)."""
+    advance_context_on_random_action: bool = True
+    """Q2: the actor's context advances on epsilon-random steps (faithful: False)."""
+    replay_padding: Literal["repeat_first", "zero_context"] = "zero_context"
+    """Q3: 'repeat_first' left-pads sequences with the episode's first obs (faithful); 'zero_context' resets."""
+    shared_init_key: bool = True
+    """Q6: every layer initialised from the same PRNG key (faithful: True)."""
+    sticky_action_prob: float | None = None
+    """Q10: None = suite default (MinAtar 0.1, as original MinAtar; classic 0)."""
+    minatar_time_limit: Literal["original", "gymnax"] = "original"
+    """Q11: 'original' = no time limit, Freeway terminates at 2500 (faithful); 'gymnax' truncates."""
+    # --- evaluation and logging (spec §6.3) ----------------------------------------------------------
+    eval_interval: int = 20_000
+    """Env steps between per-layer evaluations (also at step 0 and at the end); 0 disables."""
+    num_eval_episodes: int = 10
+    eval_epsilon: float = 0.05
+    eval_max_steps: int = 10_000
+    """Cap on the length of one evaluation episode (env steps)."""
+    log_interval: int = 5_000
+    """Env steps per compiled chunk: one metrics row per seed per chunk."""
+    return_window: int = 100
+    """Training return = mean of the last return_window finished episodes."""
+    out: str | None = None
+    """Output directory; default runs/<env>-<algo>-<timestamp>/."""
+
+    # --- derived quantities ----------------------------------------------------------------------
+    @property
+    def sequence_length(self) -> int:
+        """Observations per replayed sequence, ``context_size + 1``."""
+        return self.context_size + 1
+
+    @property
+    def iters_per_update(self) -> int:
+        """Vectorised env steps between two updates."""
+        return self.train_frequency // self.num_envs
+
+    @property
+    def warmup_iters(self) -> int:
+        """Vectorised env steps of the warm-up phase."""
+        return math.ceil(self.learning_starts / self.num_envs)
+
+    @property
+    def updates_per_chunk(self) -> int:
+        """Updates per compiled training chunk (at least one)."""
+        return max(1, self.log_interval // self.train_frequency)
+
+    @property
+    def chunk_env_steps(self) -> int:
+        """Env steps per seed in one training chunk."""
+        return self.updates_per_chunk * self.train_frequency
+
+    @property
+    def num_chunks(self) -> int:
+        """Training chunks after the warm-up."""
+        return max(1, math.ceil((self.total_timesteps - self.warmup_iters * self.num_envs) / self.chunk_env_steps))
+
+    @property
+    def effective_total_timesteps(self) -> int:
+        """Env steps per seed actually run (total_timesteps rounded up to whole chunks)."""
+        return self.warmup_iters * self.num_envs + self.num_chunks * self.chunk_env_steps
+
+    @property
+    def effective_buffer_size(self) -> int:
+        """Replay capacity: ``min(buffer_size, total env steps)``, a multiple of num_envs."""
+        size = min(self.buffer_size, self.effective_total_timesteps)
+        return max(self.num_envs, size // self.num_envs * self.num_envs)
+
+    @property
+    def target_update_period(self) -> int:
+        """Updates between target copies."""
+        return max(1, self.target_update_interval // self.train_frequency)
+
+
+PRESETS: dict[str, dict] = {
+    # Spec §9.1, `scripts/train.py` column, every quirk at its faithful setting (spec §8).
+    "paper-minatar": dict(
+        env="Breakout-MinAtar", total_timesteps=5_000_000, num_seeds=10, num_envs=1,
+        net_arch=(128, 96, 96), num_heads=8, input_skip_connections=True, recurrent_connections=True,
+        forward_connections=True, context_size=10, context_alpha=1.0,
+        learning_rate=2.5e-4, adam_b1=0.9, adam_b2=0.99, adam_eps=1e-8, max_grad_norm=1.0, gamma=0.99,
+        double_q=True, td_loss="mse", buffer_size=4_000_000, batch_size=512, learning_starts=50_000,
+        train_frequency=2, target_update_interval=1_000, tau=1.0, epsilon_start=1.0, epsilon_end=0.01,
+        exploration_fraction=0.1, truncation_starts_episode=False, advance_context_on_random_action=False,
+        replay_padding="repeat_first", shared_init_key=True, sticky_action_prob=None,
+        minatar_time_limit="original", eval_interval=1_000_000, num_eval_episodes=10, eval_epsilon=0.05,
+        log_interval=50_000,
+    ),
+    # Small CPU config for CartPole-v1 (tuned here; not a paper setting). Clean quirk settings.
+    "classic-fast": dict(
+        env="CartPole-v1", total_timesteps=60_000, num_seeds=4, num_envs=1, net_arch=(64, 64),
+        num_heads=4, context_size=8, learning_rate=1e-3, max_grad_norm=1.0, gamma=0.99, td_loss="mse",
+        buffer_size=100_000, batch_size=64, learning_starts=5_000, train_frequency=4,
+        target_update_interval=1_000, epsilon_end=0.05, exploration_fraction=0.2,
+        truncation_starts_episode=True, advance_context_on_random_action=True, replay_padding="zero_context",
+        eval_interval=20_000, log_interval=5_000,
+    ),
+}
+
+
+def preset_config(name: str, **overrides) -> Config:
+    """The :class:`Config` of preset ``name`` with ``overrides`` applied.
+
+    Raises:
+      ValueError: unknown preset (the message lists the valid ones).
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
+    return dataclasses.replace(Config(), **{**PRESETS[name], "preset": name, **overrides})
+
+
+def validate(config: Config) -> list[str]:
+    """Every problem with ``config``, in plain words (empty list: fine). Runs before any compilation."""
+    c, problems = config, []
+    try:
+        canonical_env_id(c.env)
+    except UnknownEnvError as e:
+        problems.append(str(e))
+    if c.algo not in ALGOS:
+        problems.append(f"unknown algo {c.algo!r}; valid algos: {', '.join(ALGOS)}")
+    positive = dict(num_seeds=c.num_seeds, total_timesteps=c.total_timesteps, num_envs=c.num_envs,
+                    num_heads=c.num_heads, batch_size=c.batch_size, buffer_size=c.buffer_size,
+                    train_frequency=c.train_frequency, target_update_interval=c.target_update_interval,
+                    num_eval_episodes=c.num_eval_episodes, log_interval=c.log_interval,
+                    return_window=c.return_window, eval_max_steps=c.eval_max_steps)
+    problems += [f"{k} must be > 0, got {v}" for k, v in positive.items() if v <= 0]
+    if not c.net_arch or any(d <= 0 for d in c.net_arch):
+        problems.append(f"net_arch needs at least one layer and positive widths, got {c.net_arch}")
+    if c.context_size < 0:
+        problems.append(f"context_size must be >= 0, got {c.context_size}")
+    if c.learning_starts < 0 or c.eval_interval < 0:
+        problems.append("learning_starts and eval_interval must be >= 0")
+    if c.num_envs > 0 and c.train_frequency > 0 and c.train_frequency % c.num_envs:
+        problems.append(f"train_frequency ({c.train_frequency}) must be a multiple of num_envs ({c.num_envs})")
+    if c.learning_starts >= c.total_timesteps > 0:
+        problems.append(f"learning_starts ({c.learning_starts}) must be below total_timesteps ({c.total_timesteps})")
+    if c.num_envs > 0 and c.buffer_size > 0 and c.total_timesteps > 0:
+        per_lane = c.effective_buffer_size // c.num_envs
+        if per_lane < c.sequence_length:
+            problems.append(f"the replay buffer holds {per_lane} steps per env, fewer than a sequence "
+                            f"(context_size + 1 = {c.sequence_length})")
+        if c.batch_size > c.effective_buffer_size:
+            problems.append(f"batch_size ({c.batch_size}) is larger than the replay buffer "
+                            f"({c.effective_buffer_size} transitions)")
+    if c.learning_starts < c.sequence_length * max(c.num_envs, 1):
+        problems.append(f"learning_starts ({c.learning_starts}) must cover one sequence per env "
+                        f"({c.sequence_length} steps x {c.num_envs} envs) so the first update can sample")
+    for name, lo, hi in [("gamma", 0, 1), ("tau", 0, 1), ("epsilon_start", 0, 1), ("epsilon_end", 0, 1),
+                         ("eval_epsilon", 0, 1), ("context_alpha", 0, 1)]:
+        v = getattr(c, name)
+        if not lo <= v <= hi:
+            problems.append(f"{name} must be in [{lo}, {hi}], got {v}")
+    if not 0 < c.exploration_fraction <= 1:
+        problems.append(f"exploration_fraction must be in (0, 1], got {c.exploration_fraction}")
+    if c.learning_rate <= 0 or c.max_grad_norm <= 0:
+        problems.append("learning_rate and max_grad_norm must be > 0")
+    if c.sticky_action_prob is not None and not 0 <= c.sticky_action_prob <= 1:
+        problems.append(f"sticky_action_prob must be in [0, 1], got {c.sticky_action_prob}")
+    if c.td_loss not in ("mse", "huber"):
+        problems.append(f"td_loss must be 'mse' or 'huber', got {c.td_loss!r}")
+    if c.replay_padding not in ("repeat_first", "zero_context"):
+        problems.append(f"replay_padding must be 'repeat_first' or 'zero_context', got {c.replay_padding!r}")
+    if c.minatar_time_limit not in ("original", "gymnax"):
+        problems.append(f"minatar_time_limit must be 'original' or 'gymnax', got {c.minatar_time_limit!r}")
+    return problems
+
+
+class ConfigError(ValueError):
+    """Raised by :func:`check` with every problem of a config, one per line."""
+
+
+def check(config: Config) -> Config:
+    """Return ``config`` unchanged, or raise :class:`ConfigError` listing every problem."""
+    problems = validate(config)
+    if problems:
+        raise ConfigError("invalid config: " + "; ".join(problems))
+    return config

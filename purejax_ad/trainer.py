@@ -1,0 +1,220 @@
+"""The training program: pure functions of explicit state, one seed at a time, vmapped over seeds.
+
+``make_train(config, env)`` returns a :class:`Trainer` of pure per-seed functions:
+
+* ``init(key) -> TrainState``
+* ``warmup(state) -> state``: ``learning_starts`` env steps of acting and storing, no updates;
+* ``train_chunk(state) -> (state, ChunkMetrics)``: a ``lax.scan`` of ``updates_per_chunk`` times
+  "``train_frequency`` env steps, then one update of every layer" (the replay ratio lives in the
+  loop structure, not in a per-seed ``lax.cond``); metrics are aggregated inside the chunk;
+* ``evaluate(state) -> [L]`` per-layer-prefix evaluation returns;
+* ``train(key) -> (state, ChunkMetrics [num_chunks])``: the whole run in one function.
+
+The host loop in :mod:`purejax_ad.run` jits ``vmap`` of these over seeds with the state donated.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from purejax_ad import ad_dqn
+from purejax_ad.config import Config
+from purejax_ad.envs import Environment
+from purejax_ad.evaluation import epsilon_greedy, evaluate
+from purejax_ad.network import ADNetwork
+from purejax_ad.replay import Transition, make_replay_buffer, prepare_sequences
+
+
+class ActorState(NamedTuple):
+    """Acting state of one seed's ``num_envs`` envs (leading axis ``[num_envs]``).
+
+    Attributes:
+      env_state: gymnax states. obs: ``[num_envs, obs_size]`` float32 o_t.
+      context: per-layer ``[num_envs, d_l]`` carried contexts c_{t-1}.
+      is_first: ``[num_envs]`` bool, o_t starts an episode (replay rule Q1).
+      episode_return / episode_length: ``[num_envs]`` running undiscounted return and length.
+    """
+
+    env_state: Any
+    obs: jax.Array
+    context: tuple
+    is_first: jax.Array
+    episode_return: jax.Array
+    episode_length: jax.Array
+
+
+class TrainState(NamedTuple):
+    """Everything one seed carries between chunks.
+
+    Attributes:
+      actor: :class:`ActorState`. learner: :class:`purejax_ad.ad_dqn.LearnerState`.
+      buffer_state: flashbax trajectory-buffer state. key: PRNG key.
+      env_steps: ``[]`` int32 env steps taken by this seed (all its envs).
+      recent_returns: ``[return_window]`` float32 ring of the last finished episode returns.
+      num_episodes: ``[]`` int32 finished episodes.
+    """
+
+    actor: ActorState
+    learner: ad_dqn.LearnerState
+    buffer_state: Any
+    key: jax.Array
+    env_steps: jax.Array
+    recent_returns: jax.Array
+    num_episodes: jax.Array
+
+
+class ChunkMetrics(NamedTuple):
+    """Per-seed summary of one chunk (no per-step arrays).
+
+    Attributes:
+      env_steps: ``[]`` env steps at the end of the chunk. episodic_return: ``[]`` mean of the last
+      ``return_window`` finished training episodes (NaN before the first). num_episodes: ``[]``.
+      td_loss / q_mean: ``[L]`` means over the chunk's updates. epsilon: ``[]`` at the chunk's end.
+    """
+
+    env_steps: jax.Array
+    episodic_return: jax.Array
+    num_episodes: jax.Array
+    td_loss: jax.Array
+    q_mean: jax.Array
+    epsilon: jax.Array
+
+
+class Trainer(NamedTuple):
+    """Pure per-seed functions of one config (see the module docstring)."""
+
+    config: Config
+    network: ADNetwork
+    init: Callable
+    warmup: Callable
+    train_chunk: Callable
+    evaluate: Callable
+    train: Callable
+
+
+def make_network(config: Config, env: Environment) -> ADNetwork:
+    """The AD network a config describes for an env."""
+    return ADNetwork(
+        obs_size=env.obs_size,
+        num_outputs=env.num_actions,
+        net_arch=tuple(config.net_arch),
+        num_heads=config.num_heads,
+        input_skip=config.input_skip_connections,
+        recurrent=config.recurrent_connections,
+        forward=config.forward_connections,
+        recurrent_weight=config.recurrent_weight,
+        forward_weight=config.forward_weight,
+        context_alpha=config.context_alpha,
+    )
+
+
+def epsilon_schedule(env_steps: jax.Array, config: Config) -> jax.Array:
+    """Linear epsilon (spec §6.2): ``epsilon_start`` until ``learning_starts``, then linear to
+    ``epsilon_end`` over ``exploration_fraction * total_timesteps`` env steps, then constant."""
+    duration = config.exploration_fraction * config.total_timesteps
+    frac = jnp.clip((env_steps - config.learning_starts) / duration, 0.0, 1.0)
+    return config.epsilon_start + frac * (config.epsilon_end - config.epsilon_start)
+
+
+def record_returns(recent: jax.Array, count: jax.Array, returns: jax.Array, ended: jax.Array):
+    """Write the returns of ended episodes into the ring ``recent``; returns ``(recent, count)``."""
+    window = recent.shape[0]
+    slot = count + jnp.cumsum(ended) - 1
+    index = jnp.where(ended, slot % window, window)  # out of range -> dropped
+    recent = recent.at[index].set(returns, mode="drop")
+    return recent, count + jnp.sum(ended, dtype=jnp.int32)
+
+
+def mean_recent_return(recent: jax.Array, count: jax.Array) -> jax.Array:
+    """Mean of the filled ring entries (NaN when no episode has finished)."""
+    window = recent.shape[0]
+    valid = jnp.arange(window) < jnp.minimum(count, window)
+    return jnp.where(count > 0, jnp.sum(jnp.where(valid, recent, 0.0)) / jnp.maximum(jnp.minimum(count, window), 1),
+                     jnp.nan)
+
+
+def make_train(config: Config, env: Environment) -> Trainer:
+    """Build the pure per-seed training functions of ``config`` on ``env``."""
+    c = config
+    network = make_network(c, env)
+    tx = ad_dqn.make_optimizer(c.learning_rate, c.max_grad_norm, c.adam_b1, c.adam_b2, c.adam_eps)
+    buffer = make_replay_buffer(c.num_envs, c.effective_buffer_size, c.batch_size, c.sequence_length)
+    E, L = c.num_envs, network.num_layers
+    store_dtype = env.obs_storage_dtype
+
+    def init(key: jax.Array) -> TrainState:
+        k_params, k_env, key = jax.random.split(key, 3)
+        learner = ad_dqn.init_learner(network, tx, k_params, c.shared_init_key)
+        obs, env_state = jax.vmap(env.reset)(jax.random.split(k_env, E))
+        actor = ActorState(env_state, obs, network.initial_context((E,)), jnp.ones((E,), bool),
+                           jnp.zeros((E,), jnp.float32), jnp.zeros((E,), jnp.int32))
+        example = Transition(jnp.zeros((env.obs_size,), store_dtype), jnp.zeros((), jnp.int32),
+                             jnp.zeros((), jnp.float32), jnp.zeros((), bool),
+                             jnp.zeros((env.obs_size,), store_dtype), jnp.zeros((), bool))
+        return TrainState(actor, learner, buffer.init(example), key, jnp.zeros((), jnp.int32),
+                          jnp.zeros((c.return_window,), jnp.float32), jnp.zeros((), jnp.int32))
+
+    def env_step(state: TrainState, _=None) -> tuple[TrainState, None]:
+        """One vectorised step of this seed's envs: act, step, store, track episodes."""
+        actor, params = state.actor, state.learner.params
+        key, k_act, k_env = jax.random.split(state.key, 3)
+        epsilon = epsilon_schedule(state.env_steps, c)
+        q, new_context, _ = network.step(params, actor.obs, actor.context)  # [L, E, A]
+        action, explored = epsilon_greedy(k_act, jnp.mean(q, axis=0), epsilon)
+        if not c.advance_context_on_random_action:  # quirk Q2
+            new_context = tuple(jnp.where(explored[:, None], old, new) for old, new in zip(actor.context, new_context))
+        out = jax.vmap(env.step)(jax.random.split(k_env, E), actor.env_state, action)
+        transition = Transition(actor.obs.astype(store_dtype), action, out.reward, out.terminated,
+                                out.final_obs.astype(store_dtype), actor.is_first)
+        buffer_state = buffer.add(state.buffer_state, jax.tree.map(lambda x: x[:, None], transition))
+        ended = out.terminated | out.truncated
+        starts = out.terminated | out.truncated if c.truncation_starts_episode else out.terminated  # Q1
+        episode_return = actor.episode_return + out.reward
+        recent, count = record_returns(state.recent_returns, state.num_episodes, episode_return, ended)
+        actor = ActorState(
+            env_state=out.state,
+            obs=out.obs,
+            context=tuple(jnp.where(ended[:, None], 0.0, ctx) for ctx in new_context),
+            is_first=starts,
+            episode_return=jnp.where(ended, 0.0, episode_return),
+            episode_length=jnp.where(ended, 0, actor.episode_length + 1),
+        )
+        state = state._replace(actor=actor, buffer_state=buffer_state, key=key,
+                               env_steps=state.env_steps + E, recent_returns=recent, num_episodes=count)
+        return state, None
+
+    def warmup(state: TrainState) -> TrainState:
+        state, _ = jax.lax.scan(env_step, state, length=c.warmup_iters)
+        return state
+
+    def update_step(carry, _):
+        state, loss_sum, q_sum = carry
+        state, _ = jax.lax.scan(env_step, state, length=c.iters_per_update)
+        key, k_sample = jax.random.split(state.key)
+        sample = buffer.sample(state.buffer_state, k_sample).experience
+        batch = prepare_sequences(sample, c.replay_padding)
+        learner, metrics = ad_dqn.update(network, tx, state.learner, batch, c.gamma, c.double_q, c.td_loss,
+                                         c.target_update_period, c.tau)
+        state = state._replace(learner=learner, key=key)
+        return (state, loss_sum + metrics["td_loss"], q_sum + metrics["q_mean"]), None
+
+    def train_chunk(state: TrainState) -> tuple[TrainState, ChunkMetrics]:
+        zeros = jnp.zeros((L,), jnp.float32)
+        (state, loss_sum, q_sum), _ = jax.lax.scan(update_step, (state, zeros, zeros), length=c.updates_per_chunk)
+        n = c.updates_per_chunk
+        metrics = ChunkMetrics(state.env_steps, mean_recent_return(state.recent_returns, state.num_episodes),
+                               state.num_episodes, loss_sum / n, q_sum / n, epsilon_schedule(state.env_steps, c))
+        return state, metrics
+
+    def evaluate_state(state: TrainState, key: jax.Array) -> jax.Array:
+        return evaluate(network, env, state.learner.params, key, c.num_eval_episodes, c.eval_epsilon,
+                        c.eval_max_steps, c.advance_context_on_random_action)
+
+    def train(key: jax.Array) -> tuple[TrainState, ChunkMetrics]:
+        state = warmup(init(key))
+        return jax.lax.scan(lambda s, _: train_chunk(s), state, length=c.num_chunks)
+
+    return Trainer(c, network, init, warmup, train_chunk, evaluate_state, train)
