@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from purejax_ad.envs import UnknownEnvError, canonical_env_id
@@ -19,7 +19,7 @@ ALGOS = ("ad-dqn",)
 
 @dataclass(frozen=True)
 class Config:
-    """One training run. Units: env steps are per seed (summed over that seed's ``num_envs``)."""
+    """One training run (defaults = the ``classic-fast`` preset). Units: env steps are per seed (summed over that seed's ``num_envs``)."""
 
     # --- run -------------------------------------------------------------------------------------
     env: str = "CartPole-v1"
@@ -32,21 +32,21 @@ class Config:
     """Independent seeds, trained in parallel by ``jax.vmap``."""
     seed: int = 0
     """Base seed; seed ``i`` of the run uses ``fold_in(PRNGKey(seed), i)``."""
-    total_timesteps: int = 60_000
+    total_timesteps: int = 150_000
     """Env steps per seed (rounded up to whole log chunks)."""
-    num_envs: int = 1
+    num_envs: int = 4
     """Parallel envs per seed (the official code uses 1)."""
     # --- network (spec §2-§3) --------------------------------------------------------------------
     net_arch: tuple[int, ...] = (64, 64)
     """Hidden width of every AD cell, bottom to top."""
-    num_heads: int = 8
+    num_heads: int = 4
     """Heads H of the AttentionADCell."""
     input_skip_connections: bool = True
     recurrent_connections: bool = True
     forward_connections: bool = True
     recurrent_weight: float = 1.0
     forward_weight: float = 1.0
-    context_size: int = 10
+    context_size: int = 8
     """Replayed steps before o_t; sequences have context_size + 1 observations (spec §4)."""
     context_alpha: float = 1.0
     """c_t = alpha*h_t + (1-alpha)*c_{t-1}; 1.0 in the shipped configs."""
@@ -69,7 +69,7 @@ class Config:
     """Env steps of random warm-up before the first update; epsilon decays from here."""
     train_frequency: int = 4
     """Env steps per update (a multiple of num_envs)."""
-    target_update_interval: int = 1_000
+    target_update_interval: int = 200
     """Env steps between target copies (a multiple of train_frequency)."""
     tau: float = 1.0
     """Target mix at each copy; 1.0 is the hard copy of the official code."""
@@ -169,10 +169,10 @@ PRESETS: dict[str, dict] = {
     ),
     # Small CPU config for CartPole-v1 (tuned here; not a paper setting). Clean quirk settings.
     "classic-fast": dict(
-        env="CartPole-v1", total_timesteps=60_000, num_seeds=4, num_envs=1, net_arch=(64, 64),
+        env="CartPole-v1", total_timesteps=150_000, num_seeds=4, num_envs=4, net_arch=(64, 64),
         num_heads=4, context_size=8, learning_rate=1e-3, max_grad_norm=1.0, gamma=0.99, td_loss="mse",
         buffer_size=100_000, batch_size=64, learning_starts=5_000, train_frequency=4,
-        target_update_interval=1_000, epsilon_end=0.05, exploration_fraction=0.2,
+        target_update_interval=200, epsilon_end=0.05, exploration_fraction=0.2,
         truncation_starts_episode=True, advance_context_on_random_action=True, replay_padding="zero_context",
         eval_interval=20_000, log_interval=5_000,
     ),
