@@ -33,7 +33,8 @@ def unroll_context(network: ADNetwork, params: Params, obs_seq: jax.Array, reset
         _, context, _ = network.step(params, x, context)
         return context, None
 
-    context, _ = jax.lax.scan(body, context0, (jnp.swapaxes(obs_seq, 0, 1), jnp.swapaxes(reset, 0, 1)))
+    # Fully unrolled (T <= context_size + 1 is small): XLA then sees, and cost analysis counts, every step.
+    context, _ = jax.lax.scan(body, context0, (jnp.swapaxes(obs_seq, 0, 1), jnp.swapaxes(reset, 0, 1)), unroll=True)
     return jax.tree.map(jax.lax.stop_gradient, context)
 
 

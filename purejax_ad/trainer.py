@@ -7,7 +7,9 @@
 * ``train_chunk(state) -> (state, ChunkMetrics)``: a ``lax.scan`` of ``updates_per_chunk`` times
   "``train_frequency`` env steps, then one update of every layer" (the replay ratio lives in the
   loop structure, not in a per-seed ``lax.cond``); metrics are aggregated inside the chunk;
-* ``evaluate(state) -> [L]`` per-layer-prefix evaluation returns;
+* ``evaluate(state, key) -> [L]`` per-layer-prefix evaluation returns;
+* ``env_step(state) -> state`` and ``learn(state) -> (state, metrics)``: one vectorised env step and
+  one sample + update, the two phases of a chunk (for profiling and FLOP accounting);
 * ``train(key) -> (state, ChunkMetrics [num_chunks])``: the whole run in one function.
 
 The host loop in :mod:`purejax_ad.run` jits ``vmap`` of these over seeds with the state donated.
@@ -93,6 +95,8 @@ class Trainer(NamedTuple):
     train_chunk: Callable
     evaluate: Callable
     train: Callable
+    env_step: Callable
+    learn: Callable
 
 
 def make_network(config: Config, env: Environment) -> ADNetwork:
@@ -190,15 +194,19 @@ def make_train(config: Config, env: Environment) -> Trainer:
         state, _ = jax.lax.scan(env_step, state, length=c.warmup_iters)
         return state
 
-    def update_step(carry, _):
-        state, loss_sum, q_sum = carry
-        state, _ = jax.lax.scan(env_step, state, length=c.iters_per_update)
+    def learn(state: TrainState) -> tuple[TrainState, dict]:
+        """Sample a batch of sequences and update every layer once."""
         key, k_sample = jax.random.split(state.key)
         sample = buffer.sample(state.buffer_state, k_sample).experience
         batch = prepare_sequences(sample, c.replay_padding)
         learner, metrics = ad_dqn.update(network, tx, state.learner, batch, c.gamma, c.double_q, c.td_loss,
                                          c.target_update_period, c.tau)
-        state = state._replace(learner=learner, key=key)
+        return state._replace(learner=learner, key=key), metrics
+
+    def update_step(carry, _):
+        state, loss_sum, q_sum = carry
+        state, _ = jax.lax.scan(env_step, state, length=c.iters_per_update)
+        state, metrics = learn(state)
         return (state, loss_sum + metrics["td_loss"], q_sum + metrics["q_mean"]), None
 
     def train_chunk(state: TrainState) -> tuple[TrainState, ChunkMetrics]:
@@ -217,4 +225,5 @@ def make_train(config: Config, env: Environment) -> Trainer:
         state = warmup(init(key))
         return jax.lax.scan(lambda s, _: train_chunk(s), state, length=c.num_chunks)
 
-    return Trainer(c, network, init, warmup, train_chunk, evaluate_state, train)
+    return Trainer(c, network, init, warmup, train_chunk, evaluate_state, train,
+                   lambda state: env_step(state)[0], learn)
