@@ -13,6 +13,7 @@ import gymnax
 import jax
 import jax.numpy as jnp
 from gymnax.wrappers import StickyActionWrapper
+from gymnax.wrappers.purerl import StickyActionState
 
 #: User-facing id -> (gymnax id, suite).
 ENV_REGISTRY: dict[str, tuple[str, str]] = {
@@ -103,6 +104,9 @@ class Environment(NamedTuple):
             terminated, truncated = terminated | truncated, jnp.zeros_like(truncated)
         else:
             truncated = truncated & ~terminated
+        if isinstance(state, StickyActionState):  # original MinAtar forgets the last action at reset
+            state = state.replace(last_action=jnp.where(terminated | truncated, 0, state.last_action).astype(
+                state.last_action.dtype))
         return EnvStep(
             obs=obs.reshape(-1).astype(jnp.float32),
             state=state,
