@@ -6,7 +6,10 @@ For every seed count it compiles the vmapped program (compile time reported apar
 warm-up and one untimed chunk, then times ``--repeats`` chunks of ``--updates`` updates each
 (median). FLOPs come from XLA's own cost analysis of the compiled env step and learning step;
 MFU divides the achieved FLOP/s by the device's fp32 matmul peak measured here. Writes
-``throughput.csv``, ``throughput.md`` and ``throughput.png`` to ``--out``.
+``throughput.csv``, ``throughput.md`` and ``throughput.png`` to ``--out``; ``--profile`` adds
+``profile.md``, the time of each phase of an update cycle (see ``phases.py``); ``--trace DIR`` records a
+``jax.profiler`` trace of one chunk per seed count (``tensorboard --logdir DIR`` with the profile plugin,
+or load the ``.xplane.pb`` / ``.trace.json.gz`` file in https://ui.perfetto.dev).
 """
 
 from __future__ import annotations
@@ -62,8 +65,11 @@ def peak_memory_bytes() -> tuple[int, str]:
 
 
 def measure(env_id: str, preset: str, num_seeds: int, updates: int, repeats: int, warmup_steps: int,
-            overrides: dict, peak: float) -> dict:
-    """Time one seed count; returns one result row."""
+            overrides: dict, peak: float, profile: bool = False, trace_dir: str | None = None) -> dict:
+    """Time one seed count; returns one result row (with ``"profile"``, a markdown table, when ``profile``).
+
+    ``trace_dir``: also record a ``jax.profiler`` trace of one extra chunk there.
+    """
     base = preset_config(preset, env=env_id, **overrides)
     chunk_steps = updates * base.train_frequency
     total = warmup_steps + chunk_steps * (repeats + 1)
@@ -92,19 +98,29 @@ def measure(env_id: str, preset: str, num_seeds: int, updates: int, repeats: int
         jax.block_until_ready(m)
         times.append(time.perf_counter() - t)
     dt = statistics.median(times)
+    if trace_dir:
+        with jax.profiler.trace(trace_dir):
+            state, m = chunk(state)
+            jax.block_until_ready(m)
     agg_sps = config.chunk_env_steps * num_seeds / dt
     updates_per_s = config.updates_per_chunk * num_seeds / dt
     flops_per_env_step = flops_per_update_cycle / (config.train_frequency * num_seeds)
     achieved = flops_per_update_cycle * config.updates_per_chunk / dt
     mem, mem_kind = peak_memory_bytes()
+    extra = {}
+    if profile:
+        from phases import breakdown_table, phase_times
+
+        extra["profile"] = breakdown_table(phase_times(trainer, env, state), dt / config.updates_per_chunk)
     return {
         "env": env_id, "preset": preset, "num_seeds": num_seeds, "batch_size": config.batch_size,
+        "context_source": config.context_source, "matmul_dtype": config.matmul_dtype,
         "agg_env_steps_per_s": agg_sps, "per_seed_env_steps_per_s": agg_sps / num_seeds,
         "updates_per_s": updates_per_s, "compile_s": compile_s,
         "gflop_per_env_step": flops_per_env_step / 1e9,
         "gflop_per_update": learn_flops / num_seeds / 1e9,
         "achieved_gflop_per_s": achieved / 1e9, "mfu": achieved / peak,
-        "peak_mem_mb": mem / 2**20, "mem_kind": mem_kind,
+        "peak_mem_mb": mem / 2**20, "mem_kind": mem_kind, **extra,
     }
 
 
@@ -112,10 +128,14 @@ def write_outputs(rows: list[dict], out: Path, device: str, peak: float) -> None
     """CSV, markdown table and PNG of the rows."""
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "throughput.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k != "profile"], extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
-    lines = [f"device: {device}; fp32 matmul peak measured: {peak / 1e9:,.1f} GFLOP/s", "",
+    profiles = [f"### {r['num_seeds']} seeds\n\n{r['profile']}" for r in rows if "profile" in r]
+    if profiles:
+        (out / "profile.md").write_text(f"Per-phase breakdown on {device}\n\n" + "\n".join(profiles))
+    options = {k: rows[0][k] for k in ("context_source", "matmul_dtype")}
+    lines = [f"device: {device}; fp32 matmul peak measured: {peak / 1e9:,.1f} GFLOP/s; options: {options}", "",
              "| seeds | agg env steps/s | per-seed env steps/s | updates/s | GFLOP / env step | MFU | peak mem (MB) | compile (s) |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -151,18 +171,31 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="timed chunks per seed count (median reported)")
     p.add_argument("--warmup-steps", type=int, default=512, help="env steps of replay warm-up (not timed)")
     p.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
+    p.add_argument("--context-source", choices=["replay", "stored"], default=None,
+                   help="override: 'stored' = the actor's context stored in replay, burn-in only")
+    p.add_argument("--burn-in", type=int, default=None, help="override: burn-in steps with stored contexts")
+    p.add_argument("--matmul-dtype", choices=["float32", "bfloat16"], default=None,
+                   help="override: bfloat16 = mixed-precision matmuls")
     p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--profile", action="store_true",
+                   help="also time each phase of an update cycle (acting, env, replay, context, update): profile.md")
+    p.add_argument("--trace", default=None, metavar="DIR",
+                   help="record a jax.profiler trace of one chunk per seed count (open with TensorBoard or Perfetto)")
     a = p.parse_args(argv)
-    overrides = {} if a.batch_size is None else {"batch_size": a.batch_size}
+    overrides = {k: v for k, v in (("batch_size", a.batch_size), ("context_source", a.context_source),
+                                   ("burn_in", a.burn_in), ("matmul_dtype", a.matmul_dtype)) if v is not None}
     device = f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind} (x{jax.device_count()})"
     print(f"device {device}", flush=True)
     peak = matmul_peak_flops()
     print(f"fp32 matmul peak {peak / 1e9:,.1f} GFLOP/s", flush=True)
     rows = []
     for n in [int(s) for s in a.seeds.split(",")]:
-        row = measure(a.env, a.preset, n, a.updates, a.repeats, a.warmup_steps, overrides, peak)
+        trace = f"{a.trace}/seeds{n}" if a.trace else None
+        row = measure(a.env, a.preset, n, a.updates, a.repeats, a.warmup_steps, overrides, peak, a.profile, trace)
         rows.append(row)
-        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items() if k != "profile"}, flush=True)
+        if "profile" in row:
+            print(row["profile"], flush=True)
         write_outputs(rows, Path(a.out), device, peak)
     print((Path(a.out) / "throughput.md").read_text())
     return 0

@@ -78,7 +78,8 @@ def layer_losses(
     Returns:
       ``(losses [L], aux)`` with ``aux["q_mean"] [L]`` the mean predicted ``Q(s, a_t)`` per layer.
     """
-    context_t, target_context_next = replayed_contexts(network, params, target_params, batch.obs_seq, batch.reset)
+    context_t, target_context_next = replayed_contexts(network, params, target_params, batch.obs_seq, batch.reset,
+                                                       batch.context0)
     q, context_next, _ = network.step(params, batch.obs_seq[:, -1], context_t, local_learning)
     q_taken = jnp.take_along_axis(q, batch.action[None, :, None], axis=-1)[..., 0]  # [L, B]
     context_next = jax.lax.stop_gradient(context_next)

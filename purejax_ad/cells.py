@@ -7,6 +7,8 @@ other layers) and to its own Q-value prediction ``q``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -42,11 +44,14 @@ class AttentionADCell(nn.Module):
       hidden_features: ``d``, the width of ``h``.
       out_features: ``G``; the number of actions for AD-DQN.
       num_heads: ``H``, the rank bound of the input-generated weight matrix (paper: 8).
+      dtype: compute dtype of the three input matmuls (``jnp.bfloat16`` for mixed precision: inputs and
+        kernels cast to bf16, results cast back to float32); parameters and everything else stay float32.
     """
 
     hidden_features: int
     out_features: int
     num_heads: int = 8
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, u: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -60,9 +65,14 @@ class AttentionADCell(nn.Module):
           ``[..., out_features]``.
         """
         d, g, heads = self.hidden_features, self.out_features, self.num_heads
-        h = nn.LayerNorm(epsilon=LAYER_NORM_EPS, name="ln")(nn.relu(nn.Dense(d, name="fc_h")(u)))
-        z1 = nn.Dense(heads * d, use_bias=False, name="fc_z1")(u).reshape(*u.shape[:-1], heads, d)
-        z2 = nn.Dense(heads * g, use_bias=False, name="fc_z2")(u).reshape(*u.shape[:-1], heads, g)
+
+        def dense(features, use_bias, name):
+            layer = nn.Dense(features, use_bias=use_bias, dtype=self.dtype, param_dtype=jnp.float32, name=name)
+            return layer(u).astype(jnp.float32)
+
+        h = nn.LayerNorm(epsilon=LAYER_NORM_EPS, name="ln")(nn.relu(dense(d, True, "fc_h")))
+        z1 = dense(heads * d, False, "fc_z1").reshape(*u.shape[:-1], heads, d)
+        z2 = dense(heads * g, False, "fc_z2").reshape(*u.shape[:-1], heads, g)
         m = jnp.einsum("...jg,...jk->...gk", z2, z1)  # [..., G, d]
         w = jnp.tanh(row_standardise(m))
         q = jnp.einsum("...gk,...k->...g", w, h)

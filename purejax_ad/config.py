@@ -8,13 +8,21 @@ counts are **env steps per seed** unless a name says otherwise.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-from purejax_ad.envs import UnknownEnvError, canonical_env_id
+from purejax_ad.envs import UnknownEnvError, action_space_kind, canonical_env_id
 
 ALGOS = ("ad-dqn",)
+#: Action space each algo needs.
+ALGO_ACTION_SPACE = {"ad-dqn": "discrete"}
+#: Fields that only control how a run is executed, not what it computes; ``--resume`` may change them.
+RUN_CONTROL_FIELDS = ("checkpoint_interval", "keep_checkpoints", "checkpoint_replay", "stop_after_steps",
+                      "on_nonfinite", "inject_nan", "num_devices", "distributed")
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,15 @@ class Config:
     """Replayed steps before o_t; sequences have context_size + 1 observations (spec §4)."""
     context_alpha: float = 1.0
     """c_t = alpha*h_t + (1-alpha)*c_{t-1}; 1.0 in the shipped configs."""
+    context_source: Literal["replay", "stored"] = "replay"
+    """'replay' (official, spec §4.2): unroll context_size+1 replayed obs from zeros every update. 'stored'
+    (cheaper, R2D2-style): the actor's context is stored in replay and an update unrolls only burn_in steps from it."""
+    burn_in: int = 2
+    """Steps unrolled from the stored context before o_t (context_source='stored' only)."""
+    stored_context_dtype: Literal["float32", "bfloat16"] = "float32"
+    """Storage dtype of stored contexts (bfloat16 halves their replay memory)."""
+    matmul_dtype: Literal["float32", "bfloat16"] = "float32"
+    """Mixed precision: 'bfloat16' runs the cells' matmuls in bf16 (parameters and the rest stay float32)."""
     # --- optimisation (spec §5) -------------------------------------------------------------------
     learning_rate: float = 1e-3
     adam_b1: float = 0.9
@@ -104,12 +121,29 @@ class Config:
     """Training return = mean of the last return_window finished episodes."""
     out: str | None = None
     """Output directory; default runs/<env>-<algo>-<timestamp>/."""
+    # --- run control: checkpoints, interruption, faults, devices (may change on --resume) -----------
+    checkpoint_interval: int = 50_000
+    """Env steps between checkpoints (at the first chunk boundary past each multiple); 0 = only when stopped early."""
+    keep_checkpoints: int = 2
+    """Newest checkpoints kept in <out>/checkpoints/."""
+    checkpoint_replay: bool = True
+    """Include the replay buffer (exact resume); False = much smaller checkpoints, the buffer is refilled on resume."""
+    stop_after_steps: int | None = None
+    """Stop as if interrupted once this many env steps per seed are done (checkpoint + partial outputs, exit 3)."""
+    on_nonfinite: Literal["stop", "drop-seed"] = "stop"
+    """NaN/Inf in a layer's loss or parameters: 'stop' the run (exit 4, last good checkpoint kept) or 'drop-seed'."""
+    inject_nan: tuple[int, int] | None = None
+    """Testing: (seed, env_steps) sets that seed's layer-1 parameters to NaN after the chunk reaching env_steps."""
+    num_devices: int | None = None
+    """Shard the seeds over the first num_devices devices (default: every device JAX sees)."""
+    distributed: bool = False
+    """Call jax.distributed.initialize() first (multi-host launches: TPU pod slices, SLURM)."""
 
     # --- derived quantities ----------------------------------------------------------------------
     @property
     def sequence_length(self) -> int:
-        """Observations per replayed sequence, ``context_size + 1``."""
-        return self.context_size + 1
+        """Observations per replayed sequence: ``context_size + 1``, or ``burn_in + 1`` with stored contexts."""
+        return (self.burn_in if self.context_source == "stored" else self.context_size) + 1
 
     @property
     def iters_per_update(self) -> int:
@@ -165,7 +199,7 @@ PRESETS: dict[str, dict] = {
         exploration_fraction=0.1, truncation_starts_episode=False, advance_context_on_random_action=False,
         replay_padding="repeat_first", shared_init_key=True, sticky_action_prob=None,
         minatar_time_limit="original", eval_interval=1_000_000, num_eval_episodes=10, eval_epsilon=0.05,
-        log_interval=50_000,
+        log_interval=50_000, checkpoint_interval=500_000,
     ),
     # Small CPU config for CartPole-v1 (tuned here; not a paper setting). Clean quirk settings.
     "classic-fast": dict(
@@ -174,7 +208,7 @@ PRESETS: dict[str, dict] = {
         buffer_size=100_000, batch_size=64, learning_starts=5_000, train_frequency=4,
         target_update_interval=200, epsilon_end=0.05, exploration_fraction=0.2,
         truncation_starts_episode=True, advance_context_on_random_action=True, replay_padding="zero_context",
-        eval_interval=20_000, log_interval=5_000,
+        eval_interval=20_000, log_interval=5_000, checkpoint_interval=50_000,
     ),
 }
 
@@ -199,6 +233,10 @@ def validate(config: Config) -> list[str]:
         problems.append(str(e))
     if c.algo not in ALGOS:
         problems.append(f"unknown algo {c.algo!r}; valid algos: {', '.join(ALGOS)}")
+    elif not problems and action_space_kind(c.env) != ALGO_ACTION_SPACE[c.algo]:
+        fitting = [a for a, kind in ALGO_ACTION_SPACE.items() if kind == action_space_kind(c.env)]
+        problems.append(f"env {c.env} has {action_space_kind(c.env)} actions but algo {c.algo} needs "
+                        f"{ALGO_ACTION_SPACE[c.algo]} actions (algos for this env: {', '.join(fitting) or 'none yet'})")
     positive = dict(num_seeds=c.num_seeds, total_timesteps=c.total_timesteps, num_envs=c.num_envs,
                     num_heads=c.num_heads, batch_size=c.batch_size, buffer_size=c.buffer_size,
                     train_frequency=c.train_frequency, target_update_interval=c.target_update_interval,
@@ -209,6 +247,13 @@ def validate(config: Config) -> list[str]:
         problems.append(f"net_arch needs at least one layer and positive widths, got {c.net_arch}")
     if c.context_size < 0:
         problems.append(f"context_size must be >= 0, got {c.context_size}")
+    if c.burn_in < 0:
+        problems.append(f"burn_in must be >= 0, got {c.burn_in}")
+    for name in ("matmul_dtype", "stored_context_dtype"):
+        if getattr(c, name) not in ("float32", "bfloat16"):
+            problems.append(f"{name} must be 'float32' or 'bfloat16', got {getattr(c, name)!r}")
+    if c.context_source not in ("replay", "stored"):
+        problems.append(f"context_source must be 'replay' or 'stored', got {c.context_source!r}")
     if c.learning_starts < 0 or c.eval_interval < 0:
         problems.append("learning_starts and eval_interval must be >= 0")
     if c.num_envs > 0 and c.train_frequency > 0 and c.train_frequency % c.num_envs:
@@ -219,7 +264,7 @@ def validate(config: Config) -> list[str]:
         per_lane = c.effective_buffer_size // c.num_envs
         if per_lane < c.sequence_length:
             problems.append(f"the replay buffer holds {per_lane} steps per env, fewer than a sequence "
-                            f"(context_size + 1 = {c.sequence_length})")
+                            f"({c.sequence_length} steps)")
         if c.batch_size > c.effective_buffer_size:
             problems.append(f"batch_size ({c.batch_size}) is larger than the replay buffer "
                             f"({c.effective_buffer_size} transitions)")
@@ -243,16 +288,72 @@ def validate(config: Config) -> list[str]:
         problems.append(f"replay_padding must be 'repeat_first' or 'zero_context', got {c.replay_padding!r}")
     if c.minatar_time_limit not in ("original", "gymnax"):
         problems.append(f"minatar_time_limit must be 'original' or 'gymnax', got {c.minatar_time_limit!r}")
+    if c.checkpoint_interval < 0:
+        problems.append(f"checkpoint_interval must be >= 0, got {c.checkpoint_interval}")
+    if c.num_devices is not None and c.num_devices < 1:
+        problems.append(f"num_devices must be >= 1, got {c.num_devices}")
+    if c.keep_checkpoints < 1:
+        problems.append(f"keep_checkpoints must be >= 1, got {c.keep_checkpoints}")
+    if c.stop_after_steps is not None and c.stop_after_steps <= 0:
+        problems.append(f"stop_after_steps must be > 0, got {c.stop_after_steps}")
+    if c.on_nonfinite not in ("stop", "drop-seed"):
+        problems.append(f"on_nonfinite must be 'stop' or 'drop-seed', got {c.on_nonfinite!r}")
+    if c.inject_nan is not None and not 0 <= c.inject_nan[0] < max(c.num_seeds, 1):
+        problems.append(f"inject_nan seed {c.inject_nan[0]} is not among the {c.num_seeds} seeds")
     return problems
 
 
+def _summary_says_complete(path: Path) -> bool:
+    try:
+        return json.loads(path.read_text()).get("complete") is True
+    except (OSError, ValueError):
+        return False
+
+
+def output_dir_problems(out: str | os.PathLike, resume: bool = False) -> list[str]:
+    """Problems with an output directory, found without writing anything.
+
+    A new run needs ``out`` absent or empty and creatable (its nearest existing ancestor a writable
+    directory); ``resume`` needs a run directory with ``config.json`` and a checkpoint.
+    """
+    out = Path(out)
+    if resume:
+        if not (out / "config.json").is_file():
+            return [f"--resume {out}: not a run directory (no config.json)"]
+        if _summary_says_complete(out / "summary.json"):
+            return [f"--resume {out}: the run is already complete"]
+        if not (out / "checkpoints").is_dir() or not any(p.name.isdigit() for p in (out / "checkpoints").iterdir()):
+            return [f"--resume {out}: the run has no checkpoint to resume from"]
+        return []
+    if out.exists():
+        if not out.is_dir():
+            return [f"output path {out} exists and is not a directory"]
+        if any(out.iterdir()):
+            held = " (it holds another run; continue that one with --resume)" if (out / "config.json").exists() else ""
+            return [f"output directory {out} is not empty{held}; choose another --out"]
+        return [] if os.access(out, os.W_OK) else [f"output directory {out} is not writable"]
+    parent = out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return [f"cannot create output directory {out}: {parent} is not a directory"]
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return [f"cannot create output directory {out}: {parent} is not writable"]
+    return []
+
+
 class ConfigError(ValueError):
-    """Raised by :func:`check` with every problem of a config, one per line."""
+    """Raised by :func:`check`; the message lists every problem of a config on one line, ``; ``-separated."""
 
 
-def check(config: Config) -> Config:
-    """Return ``config`` unchanged, or raise :class:`ConfigError` listing every problem."""
-    problems = validate(config)
+def check(config: Config, out: str | os.PathLike | None = None, resume: bool = False) -> Config:
+    """Return ``config`` unchanged, or raise :class:`ConfigError` listing every problem.
+
+    Args:
+      out: also check this output directory (:func:`output_dir_problems`).
+      resume: ``out`` is a run to resume rather than a new one.
+    """
+    problems = validate(config) + (output_dir_problems(out, resume) if out is not None else [])
     if problems:
         raise ConfigError("invalid config: " + "; ".join(problems))
     return config

@@ -12,7 +12,8 @@ import jax.numpy as jnp
 from purejax_ad.network import ADNetwork, Context, Params
 
 
-def unroll_context(network: ADNetwork, params: Params, obs_seq: jax.Array, reset: jax.Array) -> Context:
+def unroll_context(network: ADNetwork, params: Params, obs_seq: jax.Array, reset: jax.Array,
+                   context0: Context | None = None) -> Context:
     """Run the network over a sequence and return the context after its last step.
 
     Args:
@@ -20,12 +21,14 @@ def unroll_context(network: ADNetwork, params: Params, obs_seq: jax.Array, reset
       params: per-layer parameters (online or target).
       obs_seq: ``[batch, T, obs_size]`` float observations (T may be 0).
       reset: ``[batch, T]`` bool; the context is zeroed *before* processing a position where true.
+      context0: the context before the first position (``None``: zeros, spec §4.2; a stored context
+        for the R2D2-style burn-in of ``context_source="stored"``).
 
     Returns:
       ``context[l]: [batch, d_l]`` summarising the ``T`` observations, with ``stop_gradient``.
     """
-    batch = obs_seq.shape[0]
-    context0 = network.initial_context((batch,))
+    if context0 is None:
+        context0 = network.initial_context((obs_seq.shape[0],))
 
     def body(context, inputs):
         x, r = inputs
@@ -39,7 +42,8 @@ def unroll_context(network: ADNetwork, params: Params, obs_seq: jax.Array, reset
 
 
 def replayed_contexts(
-    network: ADNetwork, params: Params, target_params: Params, obs_seq: jax.Array, reset: jax.Array
+    network: ADNetwork, params: Params, target_params: Params, obs_seq: jax.Array, reset: jax.Array,
+    context0: Context | None = None,
 ) -> tuple[Context, Context]:
     """Contexts for o_t (online, ``C_on[S-1]``) and for o_{t+1} (target, ``C_tg[S]``), spec §4.2.
 
@@ -48,11 +52,12 @@ def replayed_contexts(
 
     Args:
       obs_seq: ``[batch, S, obs_size]`` with ``obs_seq[:, -1] = o_t``. reset: ``[batch, S]``.
+      context0: stored context before ``obs_seq[:, 0]`` (``None``: zeros).
 
     Returns:
       ``(context_t, target_context_next)``, each a tuple of ``[batch, d_l]``.
     """
-    context_t = unroll_context(network, params, obs_seq[:, :-1], reset[:, :-1])
+    context_t = unroll_context(network, params, obs_seq[:, :-1], reset[:, :-1], context0)
     context_t = tuple(jnp.where(reset[:, -1, None], 0.0, c) for c in context_t)
-    target_context_next = unroll_context(network, target_params, obs_seq, reset)
+    target_context_next = unroll_context(network, target_params, obs_seq, reset, context0)
     return context_t, target_context_next

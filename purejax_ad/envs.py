@@ -26,6 +26,8 @@ ENV_REGISTRY: dict[str, tuple[str, str]] = {
     "SpaceInvaders-MinAtar": ("SpaceInvaders-MinAtar", "minatar"),
     "Seaquest-MinAtar": ("Seaquest-MinAtar", "minatar"),
 }
+#: Registered gymnax ids with continuous actions: known, so that a discrete-action algo gets a clear error.
+CONTINUOUS_ENVS: dict[str, str] = {"Pendulum-v1": "classic", "MountainCarContinuous-v0": "classic"}
 #: The official code's ids (spec §10.1) accepted as aliases.
 ENV_ALIASES: dict[str, str] = {
     f"MinAtar/{game}-v1": f"{game}-MinAtar"
@@ -42,10 +44,15 @@ class UnknownEnvError(ValueError):
 def canonical_env_id(env_id: str) -> str:
     """Resolve aliases; raise :class:`UnknownEnvError` listing the valid ids for an unknown one."""
     env_id = ENV_ALIASES.get(env_id, env_id)
-    if env_id not in ENV_REGISTRY:
+    if env_id not in ENV_REGISTRY and env_id not in CONTINUOUS_ENVS:
         valid = ", ".join(list(ENV_REGISTRY) + list(ENV_ALIASES))
         raise UnknownEnvError(f"unknown env id {env_id!r}; valid ids: {valid}")
     return env_id
+
+
+def action_space_kind(env_id: str) -> str:
+    """``"discrete"`` or ``"continuous"`` for a known id (raises :class:`UnknownEnvError` otherwise)."""
+    return "continuous" if canonical_env_id(env_id) in CONTINUOUS_ENVS else "discrete"
 
 
 def env_suite(env_id: str) -> str:
@@ -131,6 +138,8 @@ def make_env(env_id: str, sticky_action_prob: float | None = None, minatar_time_
       UnknownEnvError: unknown id. ValueError: bad sticky probability or time-limit option.
     """
     env_id = canonical_env_id(env_id)
+    if env_id in CONTINUOUS_ENVS:
+        raise ValueError(f"{env_id} has continuous actions; no continuous-action algo is implemented yet")
     gymnax_id, suite = ENV_REGISTRY[env_id]
     if minatar_time_limit not in ("original", "gymnax"):
         raise ValueError(f"minatar_time_limit must be 'original' or 'gymnax', got {minatar_time_limit!r}")

@@ -35,6 +35,7 @@ class ADNetwork(NamedTuple):
       recurrent_weight: ``rho``, the scale of the recurrent context.
       forward_weight: ``phi``, the scale of the forward-in-time context.
       context_alpha: ``alpha`` of ``c_t = alpha * h_t + (1 - alpha) * c_{t-1}``.
+      matmul_dtype: ``"float32"`` or ``"bfloat16"`` (mixed precision: bf16 matmuls, float32 parameters).
     """
 
     obs_size: int
@@ -47,6 +48,7 @@ class ADNetwork(NamedTuple):
     recurrent_weight: float = 1.0
     forward_weight: float = 1.0
     context_alpha: float = 1.0
+    matmul_dtype: str = "float32"
 
     @property
     def num_layers(self) -> int:
@@ -69,7 +71,8 @@ class ADNetwork(NamedTuple):
 
     def cells(self) -> list[AttentionADCell]:
         """The flax modules, one per layer."""
-        return [AttentionADCell(d, self.num_outputs, self.num_heads) for d in self.net_arch]
+        dtype = jnp.dtype(self.matmul_dtype)
+        return [AttentionADCell(d, self.num_outputs, self.num_heads, dtype) for d in self.net_arch]
 
     def init(self, key: jax.Array, shared_init_key: bool = True) -> Params:
         """Initialise every layer (flax defaults: lecun-normal kernels, zero biases).

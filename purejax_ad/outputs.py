@@ -38,27 +38,38 @@ class RunWriter:
 
     Args:
       out_dir: created if missing. num_layers: ``L``, for the per-layer columns.
+      num_seeds: rows are written for seeds ``0..num_seeds-1`` only (padding seeds are dropped).
+      metric_rows / eval_rows: rows already computed (a resumed run), written first.
+      enabled: ``False`` writes nothing (processes other than 0 of a multi-host run).
     """
 
-    def __init__(self, out_dir: str | os.PathLike, num_layers: int):
+    def __init__(self, out_dir: str | os.PathLike, num_layers: int, num_seeds: int,
+                 metric_rows: list[dict] = (), eval_rows: list[dict] = (), enabled: bool = True):
         self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.enabled = enabled
         self.num_layers = num_layers
+        self.num_seeds = num_seeds
         layer_cols = [f"td_loss_l{i + 1}" for i in range(num_layers)] + [f"q_mean_l{i + 1}" for i in range(num_layers)]
         self.metric_fields = ["seed", "env_steps", "episodic_return", "num_episodes", "epsilon", *layer_cols]
         self.eval_fields = ["seed", "env_steps", "layers", "mean_return"]
-        self._metrics = self._open("metrics.csv", self.metric_fields)
-        self._eval = self._open("eval.csv", self.eval_fields)
+        self._metrics = self._eval = None
+        if enabled:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self._metrics = self._open("metrics.csv", self.metric_fields, metric_rows)
+            self._eval = self._open("eval.csv", self.eval_fields, eval_rows)
 
-    def _open(self, name, fields):
+    def _open(self, name, fields, rows):
         f = open(self.out_dir / name, "w", newline="")
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
+        writer.writerows(rows)
         f.flush()
         return f, writer
 
     def write_json(self, name: str, obj) -> None:
         """Write ``obj`` as indented JSON to ``out_dir/name`` (atomic replace)."""
+        if not self.enabled:
+            return
         tmp = self.out_dir / (name + ".tmp")
         tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
         tmp.replace(self.out_dir / name)
@@ -67,7 +78,7 @@ class RunWriter:
         """One row per seed from per-seed arrays (``ChunkMetrics`` with a leading ``[num_seeds]`` axis)."""
         rows = []
         m = {k: np.asarray(v) for k, v in metrics._asdict().items()}
-        for s in range(m["env_steps"].shape[0]):
+        for s in range(self.num_seeds):
             row = {"seed": s, "env_steps": int(m["env_steps"][s]), "episodic_return": float(m["episodic_return"][s]),
                    "num_episodes": int(m["num_episodes"][s]), "epsilon": float(m["epsilon"][s])}
             for i in range(self.num_layers):
@@ -81,20 +92,22 @@ class RunWriter:
         """Rows for an evaluation: ``returns [num_seeds, L]`` mean return of each layer-prefix policy."""
         returns = np.asarray(returns)
         rows = [{"seed": s, "env_steps": env_steps, "layers": i + 1, "mean_return": float(returns[s, i])}
-                for s in range(returns.shape[0]) for i in range(returns.shape[1])]
+                for s in range(self.num_seeds) for i in range(returns.shape[1])]
         self._write(self._eval, rows)
         return rows
 
-    @staticmethod
-    def _write(handle, rows):
+    def _write(self, handle, rows):
+        if not self.enabled:
+            return
         f, writer = handle
         writer.writerows(rows)
         f.flush()
 
     def close(self) -> None:
         """Close the CSV files."""
-        for f, _ in (self._metrics, self._eval):
-            f.close()
+        if self.enabled:
+            for f, _ in (self._metrics, self._eval):
+                f.close()
 
 
 def _json_default(obj):

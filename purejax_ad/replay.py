@@ -24,6 +24,8 @@ class Transition(NamedTuple):
       terminated: ``[]`` bool; the only done flag used for bootstrapping.
       next_obs: ``[obs_size]`` o_{t+1}, the final observation when the episode ended here.
       is_first: ``[]`` bool; o_t starts an episode under the configured rule (Q1).
+      context: per-layer ``[d_l]`` contexts c_{t-1} the actor acted with (``context_source="stored"``
+        only; ``None`` otherwise, which stores nothing).
     """
 
     obs: jax.Array
@@ -32,6 +34,7 @@ class Transition(NamedTuple):
     terminated: jax.Array
     next_obs: jax.Array
     is_first: jax.Array
+    context: tuple | None = None
 
 
 class Batch(NamedTuple):
@@ -42,6 +45,8 @@ class Batch(NamedTuple):
       reset: ``[batch, seq]`` bool, zero the context before this position ('zero_context' only).
       action: ``[batch]`` int32. reward: ``[batch]`` float32. terminated: ``[batch]`` bool.
       next_obs: ``[batch, obs_size]`` float32.
+      context0: per-layer ``[batch, d_l]`` float32 stored context before ``obs_seq[:, 0]``
+        (``context_source="stored"``); ``None``: the unroll starts from zeros.
     """
 
     obs_seq: jax.Array
@@ -50,6 +55,7 @@ class Batch(NamedTuple):
     reward: jax.Array
     terminated: jax.Array
     next_obs: jax.Array
+    context0: tuple | None = None
 
 
 def make_replay_buffer(num_envs: int, capacity: int, batch_size: int, sequence_length: int):
@@ -91,8 +97,14 @@ def prepare_sequences(seq: Transition, replay_padding: str) -> Batch:
     earlier observation is replaced by ``O[m]``, and the unroll starts from zero.
     ``zero_context`` (clean): observations stay; the context is reset to zero at every episode
     start, exactly as the actor does.
+    With stored contexts (``seq.context`` present) the burn-in starts from the stored context of the
+    window's first step and resets at episode starts like the actor, whatever ``replay_padding`` says.
     """
     obs = seq.obs.astype(jnp.float32)
+    if seq.context is not None:
+        context0 = tuple(c[:, 0].astype(jnp.float32) for c in seq.context)
+        return Batch(obs, seq.is_first, seq.action[:, -1], seq.reward[:, -1], seq.terminated[:, -1],
+                     seq.next_obs[:, -1].astype(jnp.float32), context0)
     if replay_padding == "repeat_first":
         m = last_episode_start(seq.is_first)
         positions = jnp.maximum(jnp.arange(obs.shape[1])[None, :], m[:, None])

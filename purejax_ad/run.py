@@ -1,24 +1,43 @@
-"""The thin host loop: compile once, run compiled chunks, log, evaluate, write outputs as it goes.
+"""The thin host loop: compile once, run compiled chunks, log, evaluate, checkpoint, write outputs as it goes.
 
-Seeds are ``jax.vmap``-ed; every compiled function takes the seed-stacked state and donates it.
-Seed ``i`` uses ``fold_in(PRNGKey(config.seed), i)``, so a seed's result does not depend on how
-many seeds run beside it.
+Seeds are ``jax.vmap``-ed and the seed axis is sharded over a 1-D mesh of every device JAX sees
+(``NamedSharding``; no collectives are needed). Seed ``i`` uses ``fold_in(PRNGKey(config.seed), i)``
+with its *global* index ``i``, so a seed's result depends neither on how many seeds run beside it nor
+on the number of devices. Every compiled function takes the seed-stacked state and donates it.
+
+A run stops early, keeping a checkpoint and valid partial outputs, on SIGINT / SIGTERM or at
+``stop_after_steps``; a non-finite loss or parameter stops it too (or drops the seed), keeping the
+last good checkpoint. ``run(config, resume=True)`` continues from the newest checkpoint of
+``config.out``; with the replay buffer in the checkpoint the result is bit-identical to an
+uninterrupted run on the same device(s).
 """
 
 from __future__ import annotations
 
 import datetime
+import math
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from purejax_ad.config import Config, check
+from purejax_ad.checkpoint import Checkpointer
+from purejax_ad.config import Config, ConfigError, check
 from purejax_ad.envs import make_env
 from purejax_ad.outputs import RunWriter, config_record, mean_and_se, plot_learning_curve
 from purejax_ad.trainer import make_train
+
+#: Process exit statuses of ``python -m purejax_ad.train``.
+EXIT_OK, EXIT_BAD_INPUT, EXIT_STOPPED, EXIT_NONFINITE = 0, 2, 3, 4
+#: Name of the mesh axis the seeds are sharded over.
+SEED_AXIS = "seeds"
 
 
 def default_out_dir(config: Config) -> Path:
@@ -27,109 +46,269 @@ def default_out_dir(config: Config) -> Path:
     return Path("runs") / f"{config.env.replace('/', '_')}-{config.algo}-{stamp}"
 
 
-def seed_keys(config: Config) -> jax.Array:
+def seed_keys(config: Config, num_seeds: int | None = None) -> jax.Array:
     """``[num_seeds]`` keys, ``fold_in(PRNGKey(seed), i)`` for global seed index ``i``."""
     base = jax.random.key(config.seed)
-    return jax.vmap(lambda i: jax.random.fold_in(base, i))(np.arange(config.num_seeds))
+    n = config.num_seeds if num_seeds is None else num_seeds
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(np.arange(n))
 
 
-def eval_due(config: Config, prev_steps: int, steps: int) -> bool:
-    """Whether an ``eval_interval`` boundary lies in ``(prev_steps, steps]``."""
-    if config.eval_interval <= 0:
-        return False
-    return steps // config.eval_interval > prev_steps // config.eval_interval
+def padded_num_seeds(num_seeds: int, num_devices: int) -> int:
+    """Seeds actually computed: ``num_seeds`` rounded up to a multiple of the device count."""
+    return math.ceil(num_seeds / num_devices) * num_devices
 
 
-def run(config: Config, progress: bool = True) -> dict:
-    """Train ``config.num_seeds`` seeds of ``config`` and write every output; returns the summary.
+def seed_sharding(num_devices: int | None = None) -> NamedSharding:
+    """Shards a leading seed axis over a 1-D mesh of the first ``num_devices`` devices (default: all, all hosts).
 
     Raises:
-      purejax_ad.config.ConfigError: invalid config (before anything is compiled or written).
-      FileExistsError: the output directory already holds files.
+      purejax_ad.config.ConfigError: more devices asked for than JAX sees.
     """
-    check(config)
+    devices = jax.devices()
+    if num_devices is not None:
+        if num_devices > len(devices):
+            raise ConfigError(f"num_devices is {num_devices} but JAX sees {len(devices)} device(s): {devices}")
+        devices = devices[:num_devices]
+    return NamedSharding(Mesh(np.asarray(devices), (SEED_AXIS,)), PartitionSpec(SEED_AXIS))
+
+
+def per_device_vmap(fn, sharding: NamedSharding, num_args: int):
+    """``vmap(fn)`` run by every device on its own block of seeds (``jax.shard_map``, no collectives).
+
+    Each device executes exactly the single-device program on its local seeds, so per-seed results
+    do not depend on the device count.
+    """
+    spec = sharding.spec
+    return jax.shard_map(jax.vmap(fn), mesh=sharding.mesh, in_specs=(spec,) * num_args, out_specs=spec,
+                         check_vma=False)
+
+
+def to_host(tree):
+    """Seed-sharded arrays -> numpy on this host (gathered from every process in a multi-host run)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.tree.map(np.asarray, tree)
+
+
+def eval_due(config: Config, prev_steps: int, steps: int, interval: int | None = None) -> bool:
+    """Whether a multiple of ``interval`` (default ``eval_interval``) lies in ``(prev_steps, steps]``."""
+    interval = config.eval_interval if interval is None else interval
+    if interval <= 0:
+        return False
+    return steps // interval > prev_steps // interval
+
+
+def resume_command(out: Path) -> str:
+    """The command that continues the run in ``out``."""
+    return f"python -m purejax_ad.train --resume {out}"
+
+
+class StopSignals:
+    """Context manager: SIGINT / SIGTERM only set :attr:`received` (the signal's name), so the host
+    loop finishes the current chunk and stops cleanly. Handlers are restored on exit."""
+
+    def __init__(self):
+        self.received: str | None = None
+        self._previous = {}
+
+    def _handle(self, signum, _frame):
+        self.received = signal.Signals(signum).name
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def poison_layer(state, seed: int, sharding):
+    """Testing: ``state`` with seed ``seed``'s layer-1 parameters set to NaN (fault injection)."""
+    params = state.learner.params
+    first = jax.tree.map(lambda x: jax.device_put(x.at[seed].set(jnp.nan), sharding), params[0])
+    return state._replace(learner=state.learner._replace(params=(first, *params[1:])))
+
+
+def _new_host_record(config: Config) -> dict:
+    return {"env_steps": 0, "n_evals": 0, "metric_rows": [], "eval_rows": [], "last_eval": None, "train_s": 0.0,
+            "eval_s": 0.0, "diverged": {}, "resumed_at": [], "checkpoint_replay": config.checkpoint_replay}
+
+
+def run(config: Config, progress: bool = True, resume: bool = False) -> dict:
+    """Train ``config.num_seeds`` seeds of ``config`` and write every output; returns the summary.
+
+    Args:
+      config: the run. ``config.out`` is the output directory (default :func:`default_out_dir`).
+      progress: show a progress bar.
+      resume: continue the run in ``config.out`` from its newest checkpoint.
+
+    Returns:
+      The summary (also written to ``summary.json``); ``summary["stop_reason"]`` is ``None`` for a
+      complete run, else ``"SIGINT"``, ``"SIGTERM"``, ``"stop_after_steps"`` or ``"nonfinite"``.
+
+    Raises:
+      purejax_ad.config.ConfigError: invalid config or output directory (nothing compiled or written).
+    """
+    if config.distributed:
+        jax.distributed.initialize()
     out = Path(config.out) if config.out else default_out_dir(config)
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"output directory {out} is not empty; choose another --out")
+    check(config, out, resume)
     env = make_env(config.env, config.sticky_action_prob, config.minatar_time_limit)
     trainer = make_train(config, env)
-    L = trainer.network.num_layers
-    writer = RunWriter(out, L)
-    writer.write_json("config.json", config_record(config))
-    keys = seed_keys(config)
+    L, S = trainer.network.num_layers, config.num_seeds
+    sharding = seed_sharding(config.num_devices)
+    num_devices = sharding.mesh.size
+    S_pad = padded_num_seeds(S, num_devices)
+    is_main = jax.process_index() == 0
+    if S_pad != S and is_main:
+        print(f"note: {S} seeds padded to {S_pad} for {num_devices} devices; the {S_pad - S} padding seeds "
+              "are computed and discarded", file=sys.stderr)
+    keys = jax.device_put(seed_keys(config, S_pad), sharding)
     eval_base = jax.vmap(lambda k: jax.random.fold_in(k, 0x5EED))(keys)
 
     t0 = time.perf_counter()
     state_shape = jax.eval_shape(jax.vmap(trainer.init), keys)
-    init = jax.jit(jax.vmap(trainer.init)).lower(keys).compile()
-    warmup = jax.jit(jax.vmap(trainer.warmup), donate_argnums=0).lower(state_shape).compile()
-    chunk = jax.jit(jax.vmap(trainer.train_chunk), donate_argnums=0).lower(state_shape).compile()
-    evaluate = jax.jit(jax.vmap(trainer.evaluate)).lower(state_shape, eval_base).compile()
+    compiled = {}
+    for name, fn, args, donate in [("init", trainer.init, (keys,), ()), ("warmup", trainer.warmup, (state_shape,), 0),
+                                   ("chunk", trainer.train_chunk, (state_shape,), 0),
+                                   ("evaluate", trainer.evaluate, (state_shape, eval_base), ())]:
+        compiled[name] = jax.jit(per_device_vmap(fn, sharding, len(args)), donate_argnums=donate).lower(*args).compile()
+    init, warmup, chunk, evaluate = (compiled[k] for k in ("init", "warmup", "chunk", "evaluate"))
     compile_s = time.perf_counter() - t0
 
-    n_evals = 0
-    eval_rows, metric_rows = [], []
-    eval_s = 0.0
+    ckpt = Checkpointer(out, config.keep_checkpoints, config.checkpoint_replay)
+    if resume:
+        abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), state_shape)
+        state, host, has_replay = ckpt.restore(abstract)
+        host["resumed_at"].append(host["env_steps"])
+        if not has_replay:  # refill an empty buffer; the refill's env steps are not counted
+            counters = (state.env_steps, state.recent_returns, state.num_episodes)  # kept on the host: warmup donates
+            counters = jax.tree.map(lambda x: jax.device_put(np.asarray(x), sharding), counters)
+            state = warmup(state._replace(buffer_state=init(keys).buffer_state))
+            state = state._replace(env_steps=counters[0], recent_returns=counters[1], num_episodes=counters[2])
+        host["checkpoint_replay"] = config.checkpoint_replay
+    else:
+        host = _new_host_record(config)
+        state = init(keys)
+    writer = RunWriter(out, L, S, host["metric_rows"], host["eval_rows"], enabled=is_main)
+    if not resume:
+        writer.write_json("config.json", config_record(config))
 
     def do_eval(state, steps):
-        nonlocal n_evals, eval_s
         t = time.perf_counter()
-        ek = jax.vmap(lambda k: jax.random.fold_in(k, n_evals))(eval_base)
-        returns = np.asarray(evaluate(state, ek))
-        n_evals += 1
-        eval_s += time.perf_counter() - t
-        eval_rows.extend(writer.write_eval(steps, returns))
-        return returns
+        ek = jax.vmap(lambda k: jax.random.fold_in(k, host["n_evals"]))(eval_base)
+        returns = to_host(evaluate(state, ek))
+        host["n_evals"] += 1
+        host["eval_s"] += time.perf_counter() - t
+        host["eval_rows"].extend(writer.write_eval(steps, returns))
+        host["last_eval"] = returns[:S].tolist()
 
-    state = init(keys)
-    last_eval = do_eval(state, 0) if config.eval_interval > 0 else None
     total = config.effective_total_timesteps
-    bar = tqdm(total=total, unit="step", disable=not progress, desc=f"{config.algo} {config.env}",
-               dynamic_ncols=True)
-    t_train = time.perf_counter()
-    state = warmup(state)
-    jax.block_until_ready(state.env_steps)
-    steps = config.warmup_iters * config.num_envs
-    train_s = time.perf_counter() - t_train
-    bar.update(steps)
-    for _ in range(config.num_chunks):
-        t = time.perf_counter()
-        state, metrics = chunk(state)
-        rows = writer.write_metrics(metrics)  # blocks on the results
-        train_s += time.perf_counter() - t
-        metric_rows.extend(rows)
-        prev, steps = steps, rows[0]["env_steps"]
-        if eval_due(config, prev, steps) and steps < total:
-            last_eval = do_eval(state, steps)
-        ret = mean_and_se([r["episodic_return"] for r in rows])[0]
-        bar.set_postfix(sps=f"{steps * config.num_seeds / max(train_s, 1e-9):,.0f}", ret=f"{ret:.1f}")
-        bar.update(steps - prev)
-    bar.close()
-    if config.eval_interval > 0:
-        last_eval = do_eval(state, steps)
+    stop_reason, faults = None, []
+    with StopSignals() as signals:
+        if not resume:
+            if config.eval_interval > 0:
+                do_eval(state, 0)
+            t = time.perf_counter()
+            state = warmup(state)
+            jax.block_until_ready(state.env_steps)
+            host["train_s"] += time.perf_counter() - t
+            host["env_steps"] = config.warmup_iters * config.num_envs
+        bar = tqdm(total=total, initial=host["env_steps"], unit="step", disable=not (progress and is_main),
+                   desc=f"{config.algo} {config.env}", dynamic_ncols=True)
+        while host["env_steps"] < total:
+            t = time.perf_counter()
+            state, metrics = chunk(state)
+            metrics = to_host(metrics)
+            rows = writer.write_metrics(metrics)
+            host["train_s"] += time.perf_counter() - t
+            host["metric_rows"].extend(rows)
+            prev, steps = host["env_steps"], rows[0]["env_steps"]
+            host["env_steps"] = steps
+            bad = ~metrics.finite[:S]
+            faults = [(s, [int(i) + 1 for i in np.flatnonzero(bad[s])]) for s in range(S)
+                      if bad[s].any() and str(s) not in host["diverged"]]
+            for s, layers in faults:
+                host["diverged"][str(s)] = {"layers": layers, "env_steps": steps}
+            if faults and config.on_nonfinite == "stop":
+                stop_reason = "nonfinite"
+                break
+            for s, layers in faults if is_main else ():
+                print(f"\nnote: seed {s} dropped: non-finite loss or parameters in layer(s) {layers} in the chunk "
+                      f"ending at env step {steps}; the other seeds go on", file=sys.stderr)
+            if eval_due(config, prev, steps) and steps < total:
+                do_eval(state, steps)
+            ret = mean_and_se([r["episodic_return"] for r in rows if str(r["seed"]) not in host["diverged"]])[0]
+            bar.set_postfix(sps=f"{steps * S / max(host['train_s'], 1e-9):,.0f}", ret=f"{ret:.1f}")
+            bar.update(steps - prev)
+            if steps >= total:
+                break
+            if signals.received:
+                stop_reason = signals.received
+            elif config.stop_after_steps is not None and steps >= config.stop_after_steps:
+                stop_reason = "stop_after_steps"
+            if stop_reason or eval_due(config, prev, steps, config.checkpoint_interval):
+                ckpt.save(steps, state, host)
+            if stop_reason:
+                break
+            if config.inject_nan is not None and prev < config.inject_nan[1] <= steps:
+                state = poison_layer(state, config.inject_nan[0], sharding)
+        bar.close()
+        if stop_reason is None and config.eval_interval > 0:
+            do_eval(state, host["env_steps"])
+    ckpt.close()
 
-    final = np.array([r["episodic_return"] for r in metric_rows[-config.num_seeds:]])
-    mean, se = mean_and_se(final)
+    summary = _summary(config, host, stop_reason, faults, compile_s, out, ckpt.latest_step(), num_devices)
+    writer.write_json("summary.json", summary)
+    if is_main:
+        plot_learning_curve(host["metric_rows"], host["eval_rows"], out / "learning_curve.png",
+                            f"{config.algo} on {config.env} ({config.preset}, {S} seeds)")
+    writer.close()
+    return summary
+
+
+def _summary(config: Config, host: dict, stop_reason, faults, compile_s: float, out: Path, checkpoint,
+             num_devices: int) -> dict:
+    S = config.num_seeds
+    diverged = {int(s) for s in host["diverged"]}
+    final = np.array([r["episodic_return"] for r in host["metric_rows"][-S:]], np.float64)
+    keep = np.array([s not in diverged for s in range(S)])
+    mean, se = mean_and_se(final[keep])
+    last_eval = np.asarray(host["last_eval"], np.float64) if host["last_eval"] is not None else None
     summary = {
         "env": config.env,
         "algo": config.algo,
         "preset": config.preset,
-        "num_seeds": config.num_seeds,
-        "total_timesteps": steps,
+        "num_seeds": S,
+        "total_timesteps": host["env_steps"],
+        "complete": stop_reason is None,
+        "stop_reason": stop_reason,
         "final_return_mean": mean,
         "final_return_se": se,
-        "final_return_per_seed": final.tolist(),
-        "final_eval_per_layer": (np.nanmean(last_eval, axis=0).tolist() if last_eval is not None else None),
+        "final_return_per_seed": [None if (s in diverged or math.isnan(v)) else float(v) for s, v in enumerate(final)],
+        "final_eval_per_layer": (np.nanmean(last_eval[keep], axis=0).tolist()
+                                 if last_eval is not None and keep.any() else None),
+        "diverged_seeds": [{"seed": int(s), **v} for s, v in sorted(host["diverged"].items(), key=lambda kv: int(kv[0]))],
         "compile_s": compile_s,
-        "train_s": train_s,
-        "eval_s": eval_s,
-        "env_steps_per_s": steps * config.num_seeds / train_s,
-        "device": str(jax.devices()[0].device_kind),
+        "train_s": host["train_s"],
+        "eval_s": host["eval_s"],
+        "env_steps_per_s": host["env_steps"] * S / max(host["train_s"], 1e-9),
+        "device": f"{jax.devices()[0].device_kind} x{num_devices}",
         "quirks": config_record(config)["quirks"],
+        "context_source": config.context_source,
+        "resumed_at": host["resumed_at"],
         "out_dir": str(out),
+        "last_checkpoint": checkpoint,
     }
-    writer.write_json("summary.json", summary)
-    plot_learning_curve(metric_rows, eval_rows, out / "learning_curve.png",
-                        f"{config.algo} on {config.env} ({config.preset}, {config.num_seeds} seeds)")
-    writer.close()
+    if stop_reason is not None:
+        summary["resume_command"] = resume_command(out) if checkpoint is not None else None
+    if stop_reason == "nonfinite":
+        summary["fault"] = "; ".join(f"seed {s}, layer(s) {', '.join(map(str, layers))}"
+                                     for s, layers in faults) + f", in the chunk ending at env step {host['env_steps']}"
     return summary

@@ -2,53 +2,115 @@
 
 ``--preset`` picks the starting values (default ``classic-fast``); every other flag overrides one
 field of :class:`purejax_ad.config.Config` (``--help`` lists them with the preset's defaults).
-Invalid input exits with status 2 and a one-line error before anything is compiled.
+``--resume RUN_DIR`` continues an interrupted run with the config stored in ``RUN_DIR/config.json``;
+only run-control flags (checkpointing, ``--stop-after-steps``, fault handling) may be given with it.
+
+Exit status: 0 complete; 2 invalid input (one ``error:`` line, before anything is compiled or
+written); 3 stopped early and resumable (``--stop-after-steps``, SIGINT, SIGTERM); 4 stopped on a
+non-finite loss or parameter.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+from pathlib import Path
 
 import tyro
 
-from purejax_ad.config import PRESETS, Config, ConfigError, check, preset_config
+from purejax_ad.config import PRESETS, RUN_CONTROL_FIELDS, Config, ConfigError, check, preset_config
+
+#: Run-control fields that apply to one invocation only and are not carried over by ``--resume``.
+ONE_SHOT_FIELDS = ("stop_after_steps", "inject_nan")
 
 
-def parse_config(argv: list[str]) -> Config:
-    """Parse CLI arguments into a checked :class:`Config`.
+def _parse(rest: list[str], default: Config, description: str) -> Config:
+    # Booleans take a value (``--checkpoint-replay false``), as the README's tables write them.
+    rest = [{"true": "True", "false": "False"}.get(a.lower(), a) for a in rest]
+    return tyro.cli(Config, default=default, args=rest, description=description,
+                    config=(tyro.conf.FlagConversionOff,))
+
+
+def load_run_config(run_dir: str | Path) -> Config:
+    """The :class:`Config` stored in ``run_dir/config.json``; the one-shot fields (``stop_after_steps``,
+    ``inject_nan``) are reset to their defaults, every other field keeps its stored value.
 
     Raises:
-      ConfigError: unknown preset or invalid values.
+      ConfigError: ``run_dir`` holds no readable run config.
+    """
+    path = Path(run_dir) / "config.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"--resume {run_dir}: not a run directory ({path} unreadable: {e})") from None
+    fields = {f.name for f in dataclasses.fields(Config)} - set(ONE_SHOT_FIELDS) - {"out"}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in record.items() if k in fields}
+    return dataclasses.replace(Config(), **values, out=str(run_dir))
+
+
+def parse_args(argv: list[str]) -> tuple[Config, bool]:
+    """Parse CLI arguments into a checked ``(config, resume)``.
+
+    Raises:
+      ConfigError: unknown preset, invalid values, or a non-run-control flag given with ``--resume``.
       SystemExit: tyro's own parse errors / ``--help``.
     """
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--preset", default="classic-fast")
+    pre.add_argument("--preset", default=None)
+    pre.add_argument("--resume", default=None)
     known, rest = pre.parse_known_args(argv)
-    if known.preset not in PRESETS:
-        raise ConfigError(f"unknown preset {known.preset!r}; valid presets: {', '.join(PRESETS)}")
-    default = preset_config(known.preset)
-    config = tyro.cli(Config, default=default, args=rest,
-                      description=f"Train AD on gymnax. Presets: {', '.join(PRESETS)} (defaults shown: {known.preset}).")
-    return check(config)
+    if known.resume is not None:
+        if known.preset is not None:
+            raise ConfigError("--resume continues a run with its own config; --preset cannot be given with it")
+        stored = load_run_config(known.resume)
+        config = _parse(rest, stored, f"Resume the run in {known.resume}; only run-control flags may change.")
+        changed = [f.name for f in dataclasses.fields(Config)
+                   if f.name not in RUN_CONTROL_FIELDS and getattr(config, f.name) != getattr(stored, f.name)]
+        if changed:
+            raise ConfigError(f"--resume continues a run with its own config; cannot change {', '.join(changed)} "
+                              f"(allowed: {', '.join(RUN_CONTROL_FIELDS)})")
+        return check(config, known.resume, resume=True), True
+    preset = known.preset or "classic-fast"
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+    config = _parse(rest, preset_config(preset),
+                    f"Train AD on gymnax. Presets: {', '.join(PRESETS)} (defaults shown: {preset}).")
+    return check(config, config.out), False
+
+
+def parse_config(argv: list[str]) -> Config:
+    """Parse CLI arguments of a new run into a checked :class:`Config` (see :func:`parse_args`)."""
+    return parse_args(argv)[0]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     argv = sys.argv[1:] if argv is None else argv
     try:
-        config = parse_config(argv)
-        from purejax_ad.run import run
+        config, resume = parse_args(argv)
+        from purejax_ad.run import EXIT_NONFINITE, EXIT_OK, EXIT_STOPPED, run
 
-        summary = run(config)
-    except (ConfigError, FileExistsError) as e:
+        summary = run(config, resume=resume)
+    except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({k: summary[k] for k in ("env", "algo", "num_seeds", "total_timesteps", "final_return_mean",
-                                              "final_return_se", "final_eval_per_layer", "env_steps_per_s")}))
-    print(f"results written to {summary['out_dir']}/ (summary.json, metrics.csv, eval.csv, learning_curve.png)")
-    return 0
+    print(json.dumps({k: summary[k] for k in ("env", "algo", "num_seeds", "total_timesteps", "complete",
+                                              "final_return_mean", "final_return_se", "final_eval_per_layer",
+                                              "env_steps_per_s")}))
+    out = summary["out_dir"]
+    print(f"results written to {out}/ (summary.json, metrics.csv, eval.csv, learning_curve.png)")
+    reason = summary["stop_reason"]
+    if reason is None:
+        return EXIT_OK
+    where = (f"the last good checkpoint is at env step {summary['last_checkpoint']}; resume with: "
+             f"{summary['resume_command']}") if summary["last_checkpoint"] is not None else "no checkpoint was written"
+    if reason == "nonfinite":
+        print(f"error: non-finite loss or parameters: {summary['fault']}; {where}", file=sys.stderr)
+        return EXIT_NONFINITE
+    print(f"stopped early ({reason}) at env step {summary['total_timesteps']} per seed; {where}", file=sys.stderr)
+    return EXIT_STOPPED
 
 
 if __name__ == "__main__":

@@ -75,6 +75,8 @@ class ChunkMetrics(NamedTuple):
       env_steps: ``[]`` env steps at the end of the chunk. episodic_return: ``[]`` mean of the last
       ``return_window`` finished training episodes (NaN before the first). num_episodes: ``[]``.
       td_loss / q_mean: ``[L]`` means over the chunk's updates. epsilon: ``[]`` at the chunk's end.
+      finite: ``[L]`` bool, every loss of the chunk and every parameter of the layer at its end are
+      finite (the per-chunk numerical-fault check of :mod:`purejax_ad.run`).
     """
 
     env_steps: jax.Array
@@ -83,6 +85,7 @@ class ChunkMetrics(NamedTuple):
     td_loss: jax.Array
     q_mean: jax.Array
     epsilon: jax.Array
+    finite: jax.Array
 
 
 class Trainer(NamedTuple):
@@ -112,6 +115,7 @@ def make_network(config: Config, env: Environment) -> ADNetwork:
         recurrent_weight=config.recurrent_weight,
         forward_weight=config.forward_weight,
         context_alpha=config.context_alpha,
+        matmul_dtype=config.matmul_dtype,
     )
 
 
@@ -140,6 +144,11 @@ def mean_recent_return(recent: jax.Array, count: jax.Array) -> jax.Array:
                      jnp.nan)
 
 
+def layers_finite(params) -> jax.Array:
+    """``[L]`` bool: every parameter of layer ``l`` is finite (no NaN or Inf)."""
+    return jnp.stack([jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(p)])) for p in params])
+
+
 def make_train(config: Config, env: Environment) -> Trainer:
     """Build the pure per-seed training functions of ``config`` on ``env``."""
     c = config
@@ -149,6 +158,12 @@ def make_train(config: Config, env: Environment) -> Trainer:
     E, L = c.num_envs, network.num_layers
     store_dtype = env.obs_storage_dtype
 
+    def stored_context(context):
+        """What a transition stores of the actor's context: nothing, unless ``context_source='stored'``."""
+        if c.context_source != "stored":
+            return None
+        return tuple(x.astype(jnp.dtype(c.stored_context_dtype)) for x in context)
+
     def init(key: jax.Array) -> TrainState:
         k_params, k_env, key = jax.random.split(key, 3)
         learner = ad_dqn.init_learner(network, tx, k_params, c.shared_init_key)
@@ -157,7 +172,8 @@ def make_train(config: Config, env: Environment) -> Trainer:
                            jnp.zeros((E,), jnp.float32), jnp.zeros((E,), jnp.int32))
         example = Transition(jnp.zeros((env.obs_size,), store_dtype), jnp.zeros((), jnp.int32),
                              jnp.zeros((), jnp.float32), jnp.zeros((), bool),
-                             jnp.zeros((env.obs_size,), store_dtype), jnp.zeros((), bool))
+                             jnp.zeros((env.obs_size,), store_dtype), jnp.zeros((), bool), stored_context(
+                                 network.initial_context(())))
         return TrainState(actor, learner, buffer.init(example), key, jnp.zeros((), jnp.int32),
                           jnp.zeros((c.return_window,), jnp.float32), jnp.zeros((), jnp.int32))
 
@@ -172,7 +188,7 @@ def make_train(config: Config, env: Environment) -> Trainer:
             new_context = tuple(jnp.where(explored[:, None], old, new) for old, new in zip(actor.context, new_context))
         out = jax.vmap(env.step)(jax.random.split(k_env, E), actor.env_state, action)
         transition = Transition(actor.obs.astype(store_dtype), action, out.reward, out.terminated,
-                                out.final_obs.astype(store_dtype), actor.is_first)
+                                out.final_obs.astype(store_dtype), actor.is_first, stored_context(actor.context))
         buffer_state = buffer.add(state.buffer_state, jax.tree.map(lambda x: x[:, None], transition))
         ended = out.terminated | out.truncated
         starts = out.terminated | out.truncated if c.truncation_starts_episode else out.terminated  # Q1
@@ -214,7 +230,8 @@ def make_train(config: Config, env: Environment) -> Trainer:
         (state, loss_sum, q_sum), _ = jax.lax.scan(update_step, (state, zeros, zeros), length=c.updates_per_chunk)
         n = c.updates_per_chunk
         metrics = ChunkMetrics(state.env_steps, mean_recent_return(state.recent_returns, state.num_episodes),
-                               state.num_episodes, loss_sum / n, q_sum / n, epsilon_schedule(state.env_steps, c))
+                               state.num_episodes, loss_sum / n, q_sum / n, epsilon_schedule(state.env_steps, c),
+                               layers_finite(state.learner.params) & jnp.isfinite(loss_sum))
         return state, metrics
 
     def evaluate_state(state: TrainState, key: jax.Array) -> jax.Array:

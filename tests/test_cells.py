@@ -108,3 +108,21 @@ def test_attention_cell_num_params_formula(in_features, hidden, out, heads):
     expected = in_features * hidden + hidden + in_features * heads * hidden + in_features * heads * out + 2 * hidden
     assert actual == expected
     assert attention_cell_num_params(in_features, hidden, out, heads) == expected
+
+
+def test_bfloat16_matmuls_keep_float32_params_and_stay_close():
+    """Mixed precision: the same float32 parameters; outputs float32 and within bf16 rounding of float32."""
+    import jax.numpy as jnp
+
+    from purejax_ad.cells import AttentionADCell
+
+    u = jnp.asarray(np.random.default_rng(0).normal(size=(16, 40)), jnp.float32)
+    full, mixed = AttentionADCell(32, 5, 4), AttentionADCell(32, 5, 4, jnp.bfloat16)
+    params = full.init(jax.random.key(0), u)
+    assert jax.tree.structure(mixed.init(jax.random.key(0), u)) == jax.tree.structure(params)
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(mixed.init(jax.random.key(0), u)))
+    (h32, q32), (h16, q16) = full.apply(params, u), mixed.apply(params, u)
+    assert h16.dtype == q16.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(h16), np.asarray(h32), rtol=0.05, atol=0.05)
+    np.testing.assert_allclose(np.asarray(q16), np.asarray(q32), rtol=0.05, atol=0.3)
+    assert not np.array_equal(np.asarray(q16), np.asarray(q32))  # the bf16 path really ran

@@ -69,6 +69,14 @@ def test_cli_paper_preset_sets_faithful_quirks(tmp_path):
         (["--batch-size", "100000", "--buffer-size", "1000"], "larger than the replay buffer"),
         (["--learning-starts", "10000000"], "learning_starts"),
         (["--num-envs", "3"], "multiple of num_envs"),
+        (["--algo", "ppo"], "unknown algo 'ppo'"),
+        (["--env", "Pendulum-v1"], "has continuous actions but algo ad-dqn needs discrete actions"),
+        (["--keep-checkpoints", "0"], "keep_checkpoints must be >= 1"),
+        (["--stop-after-steps", "0"], "stop_after_steps must be > 0"),
+        (["--gamma", "1.5"], "gamma must be in [0, 1]"),
+        (["--net-arch", "64", "0"], "net_arch needs at least one layer and positive widths"),
+        (["--inject-nan", "9", "100"], "inject_nan seed 9 is not among the 4 seeds"),
+        (["--resume", "does/not/exist"], "not a run directory"),
     ],
 )
 def test_bad_input_exits_nonzero_with_one_line_error(tmp_path, args, message):
@@ -78,6 +86,36 @@ def test_bad_input_exits_nonzero_with_one_line_error(tmp_path, args, message):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], proc.stderr
     assert not out.exists()
+
+
+def test_every_problem_is_reported_in_one_line(tmp_path):
+    proc = run_cli("--num-seeds", "0", "--context-size", "-1", "--algo", "x", "--out", str(tmp_path / "o"), timeout=120)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    for message in ("num_seeds must be > 0", "context_size must be >= 0", "unknown algo"):
+        assert message in line
+
+
+@pytest.mark.parametrize("case", ["holds_a_run", "under_a_file", "resume_with_preset", "resume_without_checkpoint"])
+def test_bad_output_directory_is_refused_and_left_untouched(tmp_path, case):
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "config.json").write_text("{}")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    args, message = {
+        "holds_a_run": (["--out", str(existing)], "holds another run; continue that one with --resume"),
+        "under_a_file": (["--out", str(blocker / "run")], "is not a directory"),
+        "resume_with_preset": (["--resume", str(existing), "--preset", "classic-fast"], "--preset cannot be given"),
+        "resume_without_checkpoint": (["--resume", str(existing)], "no checkpoint to resume from"),
+    }[case]
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    proc = run_cli(*args, timeout=120)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error:") and message in line, line
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+    assert (existing / "config.json").read_text() == "{}" and blocker.read_text() == "x"
 
 
 def test_classic_fast_learns_cartpole(tmp_path):

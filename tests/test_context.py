@@ -169,3 +169,84 @@ def test_unroll_context_has_no_gradient():
 
     grads = jax.jit(jax.grad(f))(params)
     assert all(np.all(np.asarray(g) == 0.0) for g in jax.tree.leaves(grads))
+
+
+# ------------------------------------------------------------------------------------------------
+# Stored contexts (context_source="stored"): a short burn-in from the context the actor stored.
+# ------------------------------------------------------------------------------------------------
+
+
+def _stored_window(obs, carried, end: int, length: int) -> Transition:
+    """A stored window of ``length`` steps ending at o_end, carrying the actor's context of every step."""
+    idx = np.arange(end - length + 1, end + 1)
+    base = _window(obs, end)._replace(obs=jnp.asarray(obs[idx]), is_first=jnp.asarray(np.isin(idx, EPISODE_STARTS)))
+    base = jax.tree.map(lambda x: x[-length:], base)
+    context = tuple(jnp.asarray(np.stack([carried[i][l] for i in idx])) for l in range(len(carried[0])))
+    return base._replace(context=context)
+
+
+@pytest.mark.parametrize("burn_in", [0, 1, 3])
+def test_stored_context_burn_in_reproduces_the_actor_context(burn_in):
+    """With the acting parameters, a burn-in of any length from the stored context gives exactly the
+    context the actor carried at o_t, also across episode starts; the target context for o_{t+1} is one
+    more step at o_t."""
+    network = _network(0.5)
+    params = random_params(network, seed=7)
+    obs = _observations(4)
+    carried = _actor_contexts(network, params, obs)
+    batch = prepare_sequences(_stack([_stored_window(obs, carried, e, burn_in + 1) for e in ENDS]), "repeat_first")
+    assert batch.context0 is not None and batch.obs_seq.shape[1] == burn_in + 1
+    context_t, target_next = jax.jit(
+        lambda o, r, c0: replayed_contexts(network, params, params, o, r, c0))(batch.obs_seq, batch.reset,
+                                                                               batch.context0)
+    step = _single_step(network, params)
+    for b, end in enumerate(ENDS):
+        next_context = step(jnp.asarray(obs[end]), tuple(jnp.asarray(c) for c in carried[end]))[1]
+        for l in range(network.num_layers):
+            np.testing.assert_allclose(np.asarray(context_t[l][b]), carried[end][l], rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(np.asarray(target_next[l][b]), np.asarray(next_context[l]), rtol=1e-5,
+                                       atol=1e-5)
+
+
+def _flops(fn, *args) -> float:
+    analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
+    return float(analysis["flops"])
+
+
+def test_replayed_context_computes_only_the_hidden_path():
+    """The context is h, so XLA drops each cell's Q head (Z1, Z2, W) from the unroll: a replayed step costs
+    only the fc_h path, far below a full forward pass (XLA's own FLOP counts, paper-sized Breakout net)."""
+    network = ADNetwork(obs_size=400, num_outputs=3, net_arch=(128, 96, 96), num_heads=8)
+    params = jax.eval_shape(network.init, jax.random.key(0))
+    batch, T = 8, 10
+    x = jax.ShapeDtypeStruct((batch, 400), jnp.float32)
+    context = jax.eval_shape(lambda: network.initial_context((batch,)))
+    full_step = _flops(lambda p, x, c: network.step(p, x, c)[0], params, x, context)
+    unroll = _flops(lambda p, o, r: unroll_context(network, p, o, r), params,
+                    jax.ShapeDtypeStruct((batch, T, 400), jnp.float32), jax.ShapeDtypeStruct((batch, T), bool))
+    # fc_h multiply-adds per sample: sum over layers of D_in * d (spec §3 input sizes 624, 720, 592).
+    fc_h = 2 * (624 * 128 + 720 * 96 + 592 * 96)
+    assert unroll / (T * batch) == pytest.approx(fc_h, rel=0.1)
+    assert unroll < 0.15 * T * full_step
+
+
+def test_stored_context_reduces_the_update_flops():
+    """One learning step with stored contexts (no burn-in) vs the official 11-step replay: the saving is the
+    replayed unrolls (XLA FLOP counts)."""
+    from purejax_ad.config import Config
+    from purejax_ad.envs import make_env
+    from purejax_ad.trainer import make_train
+
+    env = make_env("Breakout-MinAtar")
+    flops = {}
+    for source in ("replay", "stored"):
+        config = Config(env="Breakout-MinAtar", context_source=source, burn_in=0, context_size=10,
+                        net_arch=(128, 96, 96), num_heads=8, batch_size=8, num_seeds=1, total_timesteps=2000,
+                        learning_starts=200, log_interval=100)
+        trainer = make_train(config, env)
+        flops[source] = _flops(trainer.learn, jax.eval_shape(trainer.init, jax.random.key(0)))
+    fc_h = 2 * (624 * 128 + 720 * 96 + 592 * 96)
+    saved_per_sample = (flops["replay"] - flops["stored"]) / 8
+    # 10 online + 11 target replayed steps dropped, 1 target step at o_t added: 20 fc_h paths per sample.
+    assert saved_per_sample == pytest.approx(20 * fc_h, rel=0.15), flops

@@ -1,0 +1,98 @@
+"""Per-phase time breakdown of one update cycle of the training program (``throughput.py --profile``).
+
+One update cycle is ``iters_per_update`` vectorised env steps (acting, env step, replay add) and one
+update (replay sample, replayed context, per-layer losses + gradients + optimiser). Each phase is
+compiled on its own, vmapped over the same seeds and run on the state the timed program reached, then
+timed (median of ``repeats`` calls, after one untimed call). Separately compiled phases miss the
+fusion across phases of the real program, so the shares are a guide to where time goes, and their sum
+is compared with the measured cycle time.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+
+from purejax_ad import ad_dqn
+from purejax_ad.context import replayed_contexts
+from purejax_ad.evaluation import epsilon_greedy
+from purejax_ad.replay import Transition, make_replay_buffer, prepare_sequences
+
+
+def _time(fn, *args, repeats: int) -> float:
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def phase_times(trainer, env, state, repeats: int = 5) -> dict[str, float]:
+    """Seconds per update cycle spent in each phase, for a seed-stacked ``state``.
+
+    Args:
+      trainer: :class:`purejax_ad.trainer.Trainer` of the config. env: its environment.
+      state: seed-stacked train state after the warm-up (the replay buffer can be sampled).
+
+    Returns:
+      ``{phase: seconds per update cycle}`` (env-step phases multiplied by ``iters_per_update``).
+    """
+    c, net = trainer.config, trainer.network
+    buffer = make_replay_buffer(c.num_envs, c.effective_buffer_size, c.batch_size, c.sequence_length)
+    tx = ad_dqn.make_optimizer(c.learning_rate, c.max_grad_norm, c.adam_b1, c.adam_b2, c.adam_eps)
+    E = c.num_envs
+
+    def act(s):
+        q, ctx, _ = net.step(s.learner.params, s.actor.obs, s.actor.context)
+        return epsilon_greedy(s.key, jnp.mean(q, axis=0), 0.1)[0], ctx
+
+    def env_step(s):
+        actions = jnp.zeros((E,), jnp.int32)
+        return jax.vmap(env.step)(jax.random.split(s.key, E), s.actor.env_state, actions)
+
+    def replay_add(s):
+        t = Transition(s.actor.obs.astype(env.obs_storage_dtype), jnp.zeros((E,), jnp.int32), jnp.zeros((E,)),
+                       jnp.zeros((E,), bool), s.actor.obs.astype(env.obs_storage_dtype), jnp.zeros((E,), bool))
+        return buffer.add(s.buffer_state, jax.tree.map(lambda x: x[:, None], t))
+
+    def sample(s):
+        return prepare_sequences(buffer.sample(s.buffer_state, s.key).experience, c.replay_padding)
+
+    def context(s, batch):
+        return replayed_contexts(net, s.learner.params, s.learner.target_params, batch.obs_seq, batch.reset)
+
+    def update(s, batch):
+        return ad_dqn.update(net, tx, s.learner, batch, c.gamma, c.double_q, c.td_loss, c.target_update_period,
+                             c.tau)
+
+    vm = lambda f: jax.jit(jax.vmap(f))  # noqa: E731
+    batch = vm(sample)(state)
+    k = c.iters_per_update
+    return {
+        "acting (forward + ε-greedy)": k * _time(vm(act), state, repeats=repeats),
+        "env step": k * _time(vm(env_step), state, repeats=repeats),
+        "replay add": k * _time(vm(replay_add), state, repeats=repeats),
+        "replay sample": _time(vm(sample), state, repeats=repeats),
+        "replayed context (online + target unroll)": _time(vm(context), state, batch, repeats=repeats),
+        "per-layer update (incl. its context replay)": _time(vm(update), state, batch, repeats=repeats),
+    }
+
+
+def breakdown_table(times: dict[str, float], cycle_s: float) -> str:
+    """Markdown table of the phases; the context replay is shown inside the update, as it runs there."""
+    update = times["per-layer update (incl. its context replay)"]
+    ctx = times["replayed context (online + target unroll)"]
+    rows = [(name, t) for name, t in times.items() if not name.startswith(("per-layer", "replayed"))]
+    rows += [("replayed context (online + target unroll)", min(ctx, update)),
+             ("per-layer losses, gradients, optimiser", max(update - ctx, 0.0))]
+    total = sum(t for _, t in rows)
+    lines = ["| phase | ms per update cycle | share of the phases |", "|---|---|---|"]
+    lines += [f"| {name} | {1e3 * t:,.2f} | {100 * t / total:.1f} % |" for name, t in rows]
+    lines.append(f"| sum of phases (compiled apart) | {1e3 * total:,.2f} | |")
+    lines.append(f"| measured update cycle of the real program | {1e3 * cycle_s:,.2f} | |")
+    return "\n".join(lines) + "\n"
