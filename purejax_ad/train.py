@@ -80,11 +80,6 @@ def parse_args(argv: list[str]) -> tuple[Config, bool]:
     return check(config, config.out), False
 
 
-def parse_config(argv: list[str]) -> Config:
-    """Parse CLI arguments of a new run into a checked :class:`Config` (see :func:`parse_args`)."""
-    return parse_args(argv)[0]
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     argv = sys.argv[1:] if argv is None else argv
