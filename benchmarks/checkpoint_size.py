@@ -16,7 +16,8 @@ from pathlib import Path
 
 import jax
 
-from purejax_ad.config import check, preset_config
+from purejax_ad.config import check
+from purejax_ad.presets import preset_config
 from purejax_ad.envs import make_env
 from purejax_ad.trainer import make_train
 

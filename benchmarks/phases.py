@@ -44,12 +44,12 @@ def phase_times(trainer, env, state, repeats: int = 5) -> dict[str, float]:
     """
     c, net = trainer.config, trainer.network
     buffer = make_replay_buffer(c.num_envs, c.effective_buffer_size, c.batch_size, c.sequence_length)
-    tx = ad_dqn.make_optimizer(c.learning_rate, c.max_grad_norm, c.adam_b1, c.adam_b2, c.adam_eps)
+    tx = ad_dqn.optimizer_for(ad_dqn.Hyperparams.from_values(c))
     E = c.num_envs
 
     def act(s):
         q, ctx, _ = net.step(s.learner.params, s.actor.obs, s.actor.context)
-        return epsilon_greedy(s.key, jnp.mean(q, axis=0), 0.1)[0], ctx
+        return epsilon_greedy(s.key, net.acting_q_values(q), 0.1)[0], ctx
 
     def env_step(s):
         actions = jnp.zeros((E,), jnp.int32)
@@ -67,8 +67,8 @@ def phase_times(trainer, env, state, repeats: int = 5) -> dict[str, float]:
         return replayed_contexts(net, s.learner.params, s.learner.target_params, batch.obs_seq, batch.reset)
 
     def update(s, batch):
-        return ad_dqn.update(net, tx, s.learner, batch, c.gamma, c.double_q, c.td_loss, c.target_update_period,
-                             c.tau)
+        return ad_dqn.update(net, tx, s.learner, batch, s.hyper, c.train_frequency, c.double_q, c.td_loss,
+                             c.algo != "ad-backprop", c.qr_loss)
 
     vm = lambda f: jax.jit(jax.vmap(f))  # noqa: E731
     batch = vm(sample)(state)

@@ -26,7 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from purejax_ad.config import check, preset_config
+from purejax_ad.config import ALGOS, check
+from purejax_ad.presets import preset_config
 from purejax_ad.envs import make_env
 from purejax_ad.run import seed_keys
 from purejax_ad.trainer import make_train
@@ -164,7 +165,7 @@ def main(argv=None) -> int:
     """CLI entry point."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="Breakout-MinAtar")
-    p.add_argument("--algo", default="ad-dqn", choices=["ad-dqn"])
+    p.add_argument("--algo", default="ad-dqn", choices=list(ALGOS))
     p.add_argument("--preset", default="paper-minatar")
     p.add_argument("--seeds", default="1,2,4,8", help="comma-separated seed counts")
     p.add_argument("--updates", type=int, default=10, help="updates per timed chunk")

@@ -1,8 +1,7 @@
 """Configuration: every hyperparameter and every documented quirk of the official code, presets, checks.
 
-Presets (spec §9.1, §8): ``paper-minatar`` is the official ``scripts/train.py`` column with every quirk
-at its faithful setting; ``classic-fast`` is a small CPU config tuned for CartPole-v1. All step
-counts are **env steps per seed** unless a name says otherwise.
+The presets live in :mod:`purejax_ad.presets`. All step counts are **env steps per seed** unless a name
+says otherwise.
 """
 
 from __future__ import annotations
@@ -13,13 +12,24 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+
+import tyro
 
 from purejax_ad.envs import UnknownEnvError, action_space_kind, canonical_env_id
 
-ALGOS = ("ad-dqn",)
+#: Algorithms (README "Methods"): the AD family (per-layer local TD learning), and backprop yardsticks.
+ALGOS = ("ad-dqn", "ad-qrdqn", "arq", "ad-backprop", "dqn", "qrdqn")
+#: Algorithms whose network is an AD cell stack (the others use a standard :class:`~purejax_ad.qnetwork.QNetwork`).
+AD_ALGOS = ("ad-dqn", "ad-qrdqn", "arq", "ad-backprop")
+#: Algorithms with quantile outputs (spec §7).
+QR_ALGOS = ("ad-qrdqn", "qrdqn")
 #: Action space each algo needs.
-ALGO_ACTION_SPACE = {"ad-dqn": "discrete"}
+ALGO_ACTION_SPACE = {algo: "discrete" for algo in ALGOS}
+#: Hyperparameters that do not change shapes: a list of values on the CLI (``--learning-rate 1e-4,3e-4``)
+#: sweeps them inside one compiled program (traced per run, :class:`purejax_ad.ad_dqn.Hyperparams`).
+SWEEPABLE = ("learning_rate", "gamma", "max_grad_norm", "tau", "target_update_interval", "epsilon_start",
+             "epsilon_end", "exploration_fraction", "adam_b1", "adam_b2", "adam_eps")
 #: Fields that only control how a run is executed, not what it computes; ``--resume`` may change them.
 RUN_CONTROL_FIELDS = ("checkpoint_interval", "keep_checkpoints", "checkpoint_replay", "stop_after_steps",
                       "on_nonfinite", "inject_nan", "num_devices", "distributed")
@@ -33,7 +43,8 @@ class Config:
     env: str = "CartPole-v1"
     """Environment id (see ``purejax_ad.envs.ENV_REGISTRY``)."""
     algo: str = "ad-dqn"
-    """Algorithm; ``ad-dqn`` (Artificial Dopamine, spec §1)."""
+    """Algorithm: ad-dqn (spec §1), ad-qrdqn (§7), arq (§11), ad-backprop (AD net, end-to-end backprop),
+    dqn, qrdqn (standard Q-network, backprop)."""
     preset: str = "classic-fast"
     """Name of the preset the values started from (recorded in outputs)."""
     num_seeds: int = 4
@@ -67,6 +78,22 @@ class Config:
     """Storage dtype of stored contexts (bfloat16 halves their replay memory)."""
     matmul_dtype: Literal["float32", "bfloat16"] = "float32"
     """Mixed precision: 'bfloat16' runs the cells' matmuls in bf16 (parameters and the rest stay float32)."""
+    cell: Literal["auto", "attention", "mlp", "arq"] = "auto"
+    """AD cell: 'auto' = 'arq' for algo arq, else 'attention' (spec §2.1); 'mlp' = MlpADCell (§2.2)."""
+    average_predictions: bool = True
+    """Act on the mean Q of all layers (spec §6.1); False = the last layer alone (per-layer eval: layer i alone)."""
+    mlp_normalization: Literal["none", "lp", "scaled", "layer_norm"] = "none"
+    """MlpADCell output normalisation (official default 'lp' caps |Q| at 1, so 'none' here)."""
+    goodness: Literal["std", "rms", "msq", "mean", "variance"] = "std"
+    """ARQ readout Q = g(y_a) (spec §11.1); 'std' is ARQ's."""
+    action_encoding: Literal["onehot", "binary"] = "onehot"
+    """ARQ action conditioning: one-hot (discrete envs) or +-1 bits (bang-bang actions)."""
+    num_quantiles: int = 10
+    """N quantiles per action (ad-qrdqn, qrdqn; paper train.py: 10)."""
+    qr_loss: Literal["as_published", "as_published_huber", "quantile_huber"] = "as_published"
+    """Quirk Q4: 'as_published' = u^2 (expectile-style, the official code); 'quantile_huber' = QR-DQN, kappa 1."""
+    torso: Literal["auto", "mlp", "minatar-conv"] = "auto"
+    """dqn/qrdqn network: 'auto' = the MinAtar paper's conv net on MinAtar, else an MLP of net_arch."""
     # --- optimisation (spec §5) -------------------------------------------------------------------
     learning_rate: float = 1e-3
     adam_b1: float = 0.9
@@ -138,12 +165,35 @@ class Config:
     """Shard the seeds over the first num_devices devices (default: every device JAX sees)."""
     distributed: bool = False
     """Call jax.distributed.initialize() first (multi-host launches: TPU pod slices, SLURM)."""
+    sweep: Annotated[tuple[tuple[str, tuple[float, ...]], ...], tyro.conf.Suppress] = ()
+    """Swept hyperparameters ((field, values), ...): every combination x every seed runs in one program.
+    On the CLI give a comma list to a SWEEPABLE flag instead (--learning-rate 1e-4,2.5e-4)."""
 
     # --- derived quantities ----------------------------------------------------------------------
     @property
     def sequence_length(self) -> int:
         """Observations per replayed sequence: ``context_size + 1``, or ``burn_in + 1`` with stored contexts."""
         return (self.burn_in if self.context_source == "stored" else self.context_size) + 1
+
+    @property
+    def network_cell(self) -> str:
+        """The AD cell actually used (``cell`` with ``"auto"`` resolved)."""
+        if self.cell == "auto":
+            return "arq" if self.algo == "arq" else "attention"
+        return self.cell
+
+    @property
+    def sweep_configs(self) -> list[dict]:
+        """Every combination of the swept values, in row-major order of ``sweep`` (``[{}]`` without a sweep)."""
+        combos = [{}]
+        for name, values in self.sweep:
+            combos = [{**c, name: v} for c in combos for v in values]
+        return combos
+
+    @property
+    def num_configs(self) -> int:
+        """Hyperparameter combinations of the sweep (1 without)."""
+        return len(self.sweep_configs)
 
     @property
     def iters_per_update(self) -> int:
@@ -185,43 +235,6 @@ class Config:
     def target_update_period(self) -> int:
         """Updates between target copies."""
         return max(1, self.target_update_interval // self.train_frequency)
-
-
-PRESETS: dict[str, dict] = {
-    # Spec §9.1, `scripts/train.py` column, every quirk at its faithful setting (spec §8).
-    "paper-minatar": dict(
-        env="Breakout-MinAtar", total_timesteps=5_000_000, num_seeds=10, num_envs=1,
-        net_arch=(128, 96, 96), num_heads=8, input_skip_connections=True, recurrent_connections=True,
-        forward_connections=True, context_size=10, context_alpha=1.0,
-        learning_rate=2.5e-4, adam_b1=0.9, adam_b2=0.99, adam_eps=1e-8, max_grad_norm=1.0, gamma=0.99,
-        double_q=True, td_loss="mse", buffer_size=4_000_000, batch_size=512, learning_starts=50_000,
-        train_frequency=2, target_update_interval=1_000, tau=1.0, epsilon_start=1.0, epsilon_end=0.01,
-        exploration_fraction=0.1, truncation_starts_episode=False, advance_context_on_random_action=False,
-        replay_padding="repeat_first", shared_init_key=True, sticky_action_prob=None,
-        minatar_time_limit="original", eval_interval=1_000_000, num_eval_episodes=10, eval_epsilon=0.05,
-        log_interval=50_000, checkpoint_interval=500_000,
-    ),
-    # Small CPU config for CartPole-v1 (tuned here; not a paper setting). Clean quirk settings.
-    "classic-fast": dict(
-        env="CartPole-v1", total_timesteps=150_000, num_seeds=4, num_envs=4, net_arch=(64, 64),
-        num_heads=4, context_size=8, learning_rate=1e-3, max_grad_norm=1.0, gamma=0.99, td_loss="mse",
-        buffer_size=100_000, batch_size=64, learning_starts=5_000, train_frequency=4,
-        target_update_interval=200, epsilon_end=0.05, exploration_fraction=0.2,
-        truncation_starts_episode=True, advance_context_on_random_action=True, replay_padding="zero_context",
-        eval_interval=20_000, log_interval=5_000, checkpoint_interval=50_000,
-    ),
-}
-
-
-def preset_config(name: str, **overrides) -> Config:
-    """The :class:`Config` of preset ``name`` with ``overrides`` applied.
-
-    Raises:
-      ValueError: unknown preset (the message lists the valid ones).
-    """
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
-    return dataclasses.replace(Config(), **{**PRESETS[name], "preset": name, **overrides})
 
 
 def validate(config: Config) -> list[str]:
@@ -300,6 +313,69 @@ def validate(config: Config) -> list[str]:
         problems.append(f"on_nonfinite must be 'stop' or 'drop-seed', got {c.on_nonfinite!r}")
     if c.inject_nan is not None and not 0 <= c.inject_nan[0] < max(c.num_seeds, 1):
         problems.append(f"inject_nan seed {c.inject_nan[0]} is not among the {c.num_seeds} seeds")
+    problems += _algo_problems(c)
+    problems += _sweep_problems(c)
+    return problems
+
+
+def _algo_problems(c: Config) -> list[str]:
+    problems = []
+    if c.cell not in ("auto", "attention", "mlp", "arq"):
+        problems.append(f"cell must be auto, attention, mlp or arq, got {c.cell!r}")
+    if c.algo in ALGOS and c.algo not in AD_ALGOS and c.cell != "auto":
+        problems.append(f"--cell applies to the AD algos ({', '.join(AD_ALGOS)}); {c.algo} uses a standard Q-network")
+    if c.algo == "arq" and c.cell not in ("auto", "arq"):
+        problems.append(f"algo arq is the ARQ cell; cell {c.cell!r} contradicts it (use ad-dqn with --cell {c.cell})")
+    if c.algo in QR_ALGOS:
+        if c.num_quantiles < 1:
+            problems.append(f"num_quantiles must be >= 1 for {c.algo}, got {c.num_quantiles}")
+        if c.network_cell == "arq":
+            problems.append("the ARQ cell has one goodness per action and cannot output quantiles")
+    if c.qr_loss not in ("as_published", "as_published_huber", "quantile_huber"):
+        problems.append(f"qr_loss must be as_published, as_published_huber or quantile_huber, got {c.qr_loss!r}")
+    if c.goodness not in ("std", "rms", "msq", "mean", "variance"):
+        problems.append(f"goodness must be std, rms, msq, mean or variance, got {c.goodness!r}")
+    if c.mlp_normalization not in ("none", "lp", "scaled", "layer_norm"):
+        problems.append(f"mlp_normalization must be none, lp, scaled or layer_norm, got {c.mlp_normalization!r}")
+    if c.action_encoding not in ("onehot", "binary"):
+        problems.append(f"action_encoding must be onehot or binary, got {c.action_encoding!r}")
+    if c.torso not in ("auto", "mlp", "minatar-conv"):
+        problems.append(f"torso must be auto, mlp or minatar-conv, got {c.torso!r}")
+    elif c.torso == "minatar-conv" and "MinAtar" not in c.env:
+        problems.append(f"torso minatar-conv needs a MinAtar env, got {c.env}")
+    return problems
+
+
+def _sweep_problems(c: Config) -> list[str]:
+    if not c.sweep:
+        return []
+    problems, names = [], [name for name, _ in c.sweep]
+    for name, values in c.sweep:
+        if name not in SWEEPABLE:
+            problems.append(f"{name} cannot be swept in one program (it changes shapes or the program); "
+                            f"sweepable: {', '.join(SWEEPABLE)}")
+        elif not values:
+            problems.append(f"the sweep list of {name} is empty")
+        elif len(set(values)) != len(values):
+            problems.append(f"the sweep list of {name} repeats a value: {list(values)}")
+    if len(set(names)) != len(names):
+        problems.append(f"a hyperparameter is swept twice: {names}")
+    if problems:
+        return problems
+    seen = set(validate(dataclasses.replace(c, sweep=())))  # reported by the caller already
+    for combo in c.sweep_configs:
+        if name := next((k for k, v in combo.items() if k == "target_update_interval" and v != int(v)), None):
+            problems.append(f"{name} values must be whole env steps, got {combo[name]}")
+            break
+        try:
+            one = dataclasses.replace(c, sweep=(), **combo)
+        except TypeError as e:  # pragma: no cover - names were checked above
+            problems.append(str(e))
+            break
+        for problem in validate(one):
+            if problem not in seen:
+                seen.add(problem)
+                problems.append(f"sweep value {combo}: {problem}")
     return problems
 
 

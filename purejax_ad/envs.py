@@ -96,6 +96,8 @@ class Environment(NamedTuple):
     max_episode_steps: int
     truncation_is_termination: bool
     obs_storage_dtype: Any
+    obs_shape: tuple = ()
+    """Unflattened observation shape (e.g. ``(10, 10, C)`` for MinAtar); ``()`` = unknown (probe envs)."""
 
     def reset(self, key: jax.Array) -> tuple[jax.Array, Any]:
         """``(obs [obs_size] float32, state)``."""
@@ -169,4 +171,5 @@ def make_env(env_id: str, sticky_action_prob: float | None = None, minatar_time_
         max_episode_steps=int(env_params.max_steps_in_episode),
         truncation_is_termination=truncation_is_termination,
         obs_storage_dtype=jnp.uint8 if suite == "minatar" else jnp.float32,
+        obs_shape=tuple(int(d) for d in env.observation_space(env_params).shape),
     )

@@ -49,10 +49,10 @@ def evaluate(
 
     Returns:
       ``[L]``: entry ``i`` is the mean return over ``num_episodes`` episodes of the policy acting on
-      the mean Q of layers ``1..i+1`` (full-network forward, contexts carried, quirk Q2 applied).
+      the mean Q of layers ``1..i+1`` (layer ``i+1`` alone when the network does not average predictions) (full-network forward, contexts carried, quirk Q2 applied).
     """
     L = network.num_layers
-    weights = prefix_mean_weights(L)
+    weights = network.policy_weights()
     k_reset, k_run = jax.random.split(key)
     reset_keys = jax.random.split(k_reset, L * num_episodes).reshape(L, num_episodes)
     obs, env_state = jax.vmap(jax.vmap(env.reset))(reset_keys)
@@ -68,7 +68,7 @@ def evaluate(
         t, key, obs, env_state, context, done, ret = carry
         key, k_act, k_step = jax.random.split(key, 3)
         q, new_context, _ = network.step(params, obs, context)  # [L_layers, L_policies, N, A]
-        q_policy = jnp.einsum("pl,lpna->pna", weights, q)
+        q_policy = jnp.einsum("pl,lpna->pna", weights, network.q_values(q))
         action, explored = epsilon_greedy(k_act, q_policy, epsilon)
         if not advance_context_on_random_action:
             new_context = tuple(jnp.where(explored[..., None], c, n) for c, n in zip(context, new_context))

@@ -13,7 +13,10 @@ from typing import NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
-from purejax_ad.cells import AttentionADCell
+from purejax_ad.cells import ARQCell, AttentionADCell, MlpADCell
+
+#: Cell types of an AD network (spec §2.1, §2.2, §11.1).
+CELLS = ("attention", "mlp", "arq")
 
 #: Per-layer parameters: ``params[l]`` is the flax variable dict of cell ``l``.
 Params = tuple
@@ -36,6 +39,12 @@ class ADNetwork(NamedTuple):
       forward_weight: ``phi``, the scale of the forward-in-time context.
       context_alpha: ``alpha`` of ``c_t = alpha * h_t + (1 - alpha) * c_{t-1}``.
       matmul_dtype: ``"float32"`` or ``"bfloat16"`` (mixed precision: bf16 matmuls, float32 parameters).
+      cell: ``"attention"`` (:class:`AttentionADCell`, the paper's), ``"mlp"`` (:class:`MlpADCell`) or
+        ``"arq"`` (:class:`ARQCell`).
+      num_quantiles: ``N`` quantile outputs per action (AD-QRDQN, spec §7); 0 = one Q-value per action.
+      average_predictions: act on the mean of the layers' Q (spec §6.1); ``False`` acts on one layer alone.
+      mlp_normalization: output normalisation of the MLP cell (spec §2.2).
+      action_encoding / goodness: ARQ cell options (spec §11.1).
     """
 
     obs_size: int
@@ -49,6 +58,12 @@ class ADNetwork(NamedTuple):
     forward_weight: float = 1.0
     context_alpha: float = 1.0
     matmul_dtype: str = "float32"
+    cell: str = "attention"
+    num_quantiles: int = 0
+    average_predictions: bool = True
+    mlp_normalization: str = "none"
+    action_encoding: str = "onehot"
+    goodness: str = "std"
 
     @property
     def num_layers(self) -> int:
@@ -69,10 +84,44 @@ class ADNetwork(NamedTuple):
             sizes.append(size)
         return tuple(sizes)
 
-    def cells(self) -> list[AttentionADCell]:
-        """The flax modules, one per layer."""
+    @property
+    def cell_outputs(self) -> int:
+        """``G``, outputs per cell: ``A``, or ``A * N`` with quantiles (flat index ``n * A + a``, spec §7)."""
+        return self.num_outputs * max(self.num_quantiles, 1)
+
+    def cells(self) -> list:
+        """The flax modules, one per layer.
+
+        Raises:
+          ValueError: unknown cell, or an ARQ cell with quantiles (ARQ has one goodness per action).
+        """
         dtype = jnp.dtype(self.matmul_dtype)
-        return [AttentionADCell(d, self.num_outputs, self.num_heads, dtype) for d in self.net_arch]
+        if self.cell == "attention":
+            return [AttentionADCell(d, self.cell_outputs, self.num_heads, dtype) for d in self.net_arch]
+        if self.cell == "mlp":
+            return [MlpADCell(d, self.cell_outputs, self.mlp_normalization, dtype) for d in self.net_arch]
+        if self.cell == "arq":
+            if self.num_quantiles:
+                raise ValueError("the ARQ cell has one goodness per action; it cannot output quantiles")
+            return [ARQCell(d, self.num_outputs, self.num_heads, self.action_encoding, self.goodness, dtype)
+                    for d in self.net_arch]
+        raise ValueError(f"unknown cell {self.cell!r}; valid: {', '.join(CELLS)}")
+
+    def q_values(self, outputs: jax.Array) -> jax.Array:
+        """Q-values from cell outputs: ``[..., A]`` unchanged, or the mean over quantiles of ``[..., N, A]``."""
+        return jnp.mean(outputs, axis=-2) if self.num_quantiles else outputs
+
+    def policy_weights(self) -> jax.Array:
+        """``[L, L]``: row ``i`` weights the layers' Q for policy ``i`` (spec §6.1, §6.3).
+
+        With ``average_predictions`` row ``i`` is the mean of layers ``0..i``; without, layer ``i`` alone.
+        The last row is the acting policy.
+        """
+        n = self.num_layers
+        if not self.average_predictions:
+            return jnp.eye(n, dtype=jnp.float32)
+        lower = jnp.tril(jnp.ones((n, n), jnp.float32))
+        return lower / jnp.sum(lower, axis=1, keepdims=True)
 
     def init(self, key: jax.Array, shared_init_key: bool = True) -> Params:
         """Initialise every layer (flax defaults: lecun-normal kernels, zero biases).
@@ -106,6 +155,12 @@ class ADNetwork(NamedTuple):
             parts.append(self.forward_weight * context[l + 1])
         return jnp.concatenate(parts, axis=-1)
 
+    def acting_q_values(self, outputs: jax.Array) -> jax.Array:
+        """The acting policy's Q (spec §6.1): ``outputs [L, ..., (N,) A] -> [..., A]``, mean over quantiles
+        first, then the layer weights of :meth:`policy_weights` (mean of all layers, or the last alone)."""
+        q = self.q_values(outputs)
+        return jnp.tensordot(self.policy_weights()[-1], q, axes=1)
+
     def step(
         self,
         params: Params,
@@ -125,7 +180,7 @@ class ADNetwork(NamedTuple):
           num_layers: evaluate only the first ``num_layers`` cells (all when ``None``).
 
         Returns:
-          ``(q_values, new_context, hidden)``: ``q_values [L, ..., num_outputs]``; the mixed
+          ``(outputs, new_context, hidden)``: ``outputs [L, ..., A]`` (``[L, ..., N, A]`` with quantiles); the mixed
           contexts ``alpha * h + (1 - alpha) * c``; the raw ``h`` of every layer.
         """
         x = x.astype(jnp.float32)
@@ -136,6 +191,8 @@ class ADNetwork(NamedTuple):
             if local_learning:
                 u = jax.lax.stop_gradient(u)
             h, q = cell.apply(params[l], u)
+            if self.num_quantiles:
+                q = q.reshape(*q.shape[:-1], self.num_quantiles, self.num_outputs)
             qs.append(q)
             hs.append(h)
             h_below = h

@@ -15,7 +15,7 @@ import numpy as np
 from purejax_ad.config import Config
 
 QUIRKS = ("truncation_starts_episode", "advance_context_on_random_action", "replay_padding", "shared_init_key",
-          "sticky_action_prob", "minatar_time_limit", "td_loss")
+          "sticky_action_prob", "minatar_time_limit", "td_loss", "qr_loss")
 
 
 def config_record(config: Config) -> dict:
@@ -38,20 +38,24 @@ class RunWriter:
 
     Args:
       out_dir: created if missing. num_layers: ``L``, for the per-layer columns.
-      num_seeds: rows are written for seeds ``0..num_seeds-1`` only (padding seeds are dropped).
+      num_seeds: seeds per sweep config.
       metric_rows / eval_rows: rows already computed (a resumed run), written first.
       enabled: ``False`` writes nothing (processes other than 0 of a multi-host run).
+      num_configs: sweep configs; rows are written for the ``num_configs * num_seeds`` runs only
+        (padding runs are dropped), run ``r`` as ``config = r // num_seeds``, ``seed = r % num_seeds``.
     """
 
     def __init__(self, out_dir: str | os.PathLike, num_layers: int, num_seeds: int,
-                 metric_rows: list[dict] = (), eval_rows: list[dict] = (), enabled: bool = True):
+                 metric_rows: list[dict] = (), eval_rows: list[dict] = (), enabled: bool = True,
+                 num_configs: int = 1):
         self.out_dir = Path(out_dir)
         self.enabled = enabled
         self.num_layers = num_layers
         self.num_seeds = num_seeds
+        self.num_runs = num_seeds * num_configs
         layer_cols = [f"td_loss_l{i + 1}" for i in range(num_layers)] + [f"q_mean_l{i + 1}" for i in range(num_layers)]
-        self.metric_fields = ["seed", "env_steps", "episodic_return", "num_episodes", "epsilon", *layer_cols]
-        self.eval_fields = ["seed", "env_steps", "layers", "mean_return"]
+        self.metric_fields = ["config", "seed", "env_steps", "episodic_return", "num_episodes", "epsilon", *layer_cols]
+        self.eval_fields = ["config", "seed", "env_steps", "layers", "mean_return"]
         self._metrics = self._eval = None
         if enabled:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -75,11 +79,12 @@ class RunWriter:
         tmp.replace(self.out_dir / name)
 
     def write_metrics(self, metrics) -> list[dict]:
-        """One row per seed from per-seed arrays (``ChunkMetrics`` with a leading ``[num_seeds]`` axis)."""
+        """One row per run from per-run arrays (``ChunkMetrics`` with a leading ``[num_runs]`` axis)."""
         rows = []
         m = {k: np.asarray(v) for k, v in metrics._asdict().items()}
-        for s in range(self.num_seeds):
-            row = {"seed": s, "env_steps": int(m["env_steps"][s]), "episodic_return": float(m["episodic_return"][s]),
+        S = self.num_seeds
+        for s in range(self.num_runs):
+            row = {"config": s // S, "seed": s % S, "env_steps": int(m["env_steps"][s]), "episodic_return": float(m["episodic_return"][s]),
                    "num_episodes": int(m["num_episodes"][s]), "epsilon": float(m["epsilon"][s])}
             for i in range(self.num_layers):
                 row[f"td_loss_l{i + 1}"] = float(m["td_loss"][s, i])
@@ -89,10 +94,12 @@ class RunWriter:
         return rows
 
     def write_eval(self, env_steps: int, returns) -> list[dict]:
-        """Rows for an evaluation: ``returns [num_seeds, L]`` mean return of each layer-prefix policy."""
+        """Rows for an evaluation: ``returns [num_runs, L]`` mean return of each layer-prefix policy."""
         returns = np.asarray(returns)
-        rows = [{"seed": s, "env_steps": env_steps, "layers": i + 1, "mean_return": float(returns[s, i])}
-                for s in range(self.num_seeds) for i in range(returns.shape[1])]
+        S = self.num_seeds
+        rows = [{"config": r // S, "seed": r % S, "env_steps": env_steps, "layers": i + 1,
+                 "mean_return": float(returns[r, i])}
+                for r in range(self.num_runs) for i in range(returns.shape[1])]
         self._write(self._eval, rows)
         return rows
 
@@ -128,33 +135,47 @@ def mean_and_se(values) -> tuple[float, float]:
     return float(np.mean(v)), se
 
 
-def plot_learning_curve(metric_rows: list[dict], eval_rows: list[dict], path: str | os.PathLike, title: str) -> None:
-    """Mean training return over seeds with a +-3 SE band (the paper's style), and per-layer eval."""
+def plot_learning_curve(metric_rows: list[dict], eval_rows: list[dict], path: str | os.PathLike, title: str,
+                        config_labels: list[str] | None = None) -> None:
+    """Mean training return over seeds with a +-3 SE band (the paper's style), and per-layer eval.
+
+    Args:
+      metric_rows / eval_rows: rows as written by :class:`RunWriter` (a ``config`` key per row, 0 if absent).
+      config_labels: one legend label per sweep config; with more than one config, one curve per config and
+        the evaluation panel shows the full-network policy of each.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def band(ax, rows, key, value, label, color, marker=None):
+        xs = sorted({r["env_steps"] for r in rows})
+        stats = [mean_and_se([r[value] for r in rows if r["env_steps"] == x]) for x in xs]
+        m, e = np.array([a for a, _ in stats]), np.array([b for _, b in stats])
+        ax.plot(xs, m, color=color, marker=marker, label=label)
+        ax.fill_between(xs, m - 3 * e, m + 3 * e, color=color, alpha=0.2)
+
+    configs = sorted({r.get("config", 0) for r in metric_rows}) or [0]
+    labels = config_labels or [f"config {c}" for c in configs]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    steps = sorted({r["env_steps"] for r in metric_rows})
-    stats = [mean_and_se([r["episodic_return"] for r in metric_rows if r["env_steps"] == s]) for s in steps]
-    mean = np.array([m for m, _ in stats])
-    se = np.array([e for _, e in stats])
-    axes[0].plot(steps, mean, color="C0")
-    axes[0].fill_between(steps, mean - 3 * se, mean + 3 * se, color="C0", alpha=0.25)
+    for c in configs:
+        rows = [r for r in metric_rows if r.get("config", 0) == c]
+        band(axes[0], rows, "env_steps", "episodic_return", labels[c] if len(configs) > 1 else None, f"C{c % 10}")
     axes[0].set(xlabel="env steps (per seed)", ylabel="episodic return", title="training return (mean, ±3 SE)")
     layers = sorted({r["layers"] for r in eval_rows})
-    for i in layers:
-        ev_steps = sorted({r["env_steps"] for r in eval_rows if r["layers"] == i})
-        st = [mean_and_se([r["mean_return"] for r in eval_rows if r["layers"] == i and r["env_steps"] == s])
-              for s in ev_steps]
-        m = np.array([a for a, _ in st])
-        e = np.array([b for _, b in st])
-        axes[1].plot(ev_steps, m, marker="o", label=f"mean of layers 1..{i}")
-        axes[1].fill_between(ev_steps, m - 3 * e, m + 3 * e, alpha=0.15)
+    if len(configs) > 1:
+        for c in configs:
+            rows = [r for r in eval_rows if r.get("config", 0) == c and r["layers"] == max(layers)]
+            band(axes[1], rows, "env_steps", "mean_return", labels[c], f"C{c % 10}", "o")
+    else:
+        for i in layers:
+            rows = [r for r in eval_rows if r["layers"] == i]
+            band(axes[1], rows, "env_steps", "mean_return", f"mean of layers 1..{i}", f"C{i - 1}", "o")
     axes[1].set(xlabel="env steps (per seed)", ylabel="eval return", title="per-layer evaluation (ε=0.05)")
-    if layers:
-        axes[1].legend()
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

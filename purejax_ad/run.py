@@ -1,9 +1,11 @@
 """The thin host loop: compile once, run compiled chunks, log, evaluate, checkpoint, write outputs as it goes.
 
-Seeds are ``jax.vmap``-ed and the seed axis is sharded over a 1-D mesh of every device JAX sees
-(``NamedSharding``; no collectives are needed). Seed ``i`` uses ``fold_in(PRNGKey(config.seed), i)``
-with its *global* index ``i``, so a seed's result depends neither on how many seeds run beside it nor
-on the number of devices. Every compiled function takes the seed-stacked state and donates it.
+Runs -- every (sweep config, seed) pair, ``num_configs * num_seeds`` of them, config-major -- are
+``jax.vmap``-ed and the run axis is sharded over a 1-D mesh of every device JAX sees (``shard_map``;
+no collectives are needed). Seed ``i`` uses ``fold_in(PRNGKey(config.seed), i)`` with its *global*
+index ``i`` (the same keys for every sweep config: paired comparisons), so a seed's result depends
+neither on how many seeds run beside it nor on the number of devices. A run's swept hyperparameters
+are traced values in its state. Every compiled function takes the run-stacked state and donates it.
 
 A run stops early, keeping a checkpoint and valid partial outputs, on SIGINT / SIGTERM or at
 ``stop_after_steps``; a non-finite loss or parameter stops it too (or drops the seed), keeping the
@@ -28,8 +30,9 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from purejax_ad.ad_dqn import Hyperparams
 from purejax_ad.checkpoint import Checkpointer
-from purejax_ad.config import Config, ConfigError, check
+from purejax_ad.config import AD_ALGOS, QR_ALGOS, Config, ConfigError, check
 from purejax_ad.envs import make_env
 from purejax_ad.outputs import RunWriter, config_record, mean_and_se, plot_learning_curve
 from purejax_ad.trainer import make_train
@@ -51,6 +54,22 @@ def seed_keys(config: Config, num_seeds: int | None = None) -> jax.Array:
     base = jax.random.key(config.seed)
     n = config.num_seeds if num_seeds is None else num_seeds
     return jax.vmap(lambda i: jax.random.fold_in(base, i))(np.arange(n))
+
+
+def run_keys(config: Config, num_runs: int) -> jax.Array:
+    """``[num_runs]`` keys: run ``r`` is seed ``r % num_seeds`` (of sweep config ``r // num_seeds``)."""
+    return seed_keys(config, config.num_seeds)[np.arange(num_runs) % config.num_seeds]
+
+
+def run_hyperparams(config: Config, num_runs: int) -> Hyperparams:
+    """``[num_runs]``-stacked :class:`Hyperparams`: run ``r`` gets sweep config ``r // num_seeds``
+    (padding runs beyond ``num_configs * num_seeds`` get config 0)."""
+    combos = config.sweep_configs
+    rows = [combos[r // config.num_seeds] if r < len(combos) * config.num_seeds else combos[0]
+            for r in range(num_runs)]
+    per_run = [Hyperparams.from_values({k: row.get(k, getattr(config, k)) for k in Hyperparams._fields})
+               for row in rows]
+    return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *per_run)
 
 
 def padded_num_seeds(num_seeds: int, num_devices: int) -> int:
@@ -129,7 +148,7 @@ class StopSignals:
 
 
 def poison_layer(state, seed: int, sharding):
-    """Testing: ``state`` with seed ``seed``'s layer-1 parameters set to NaN (fault injection)."""
+    """Testing: ``state`` with run ``seed``'s layer-1 parameters set to NaN (fault injection)."""
     params = state.learner.params
     first = jax.tree.map(lambda x: jax.device_put(x.at[seed].set(jnp.nan), sharding), params[0])
     return state._replace(learner=state.learner._replace(params=(first, *params[1:])))
@@ -162,20 +181,24 @@ def run(config: Config, progress: bool = True, resume: bool = False) -> dict:
     env = make_env(config.env, config.sticky_action_prob, config.minatar_time_limit)
     trainer = make_train(config, env)
     L, S = trainer.network.num_layers, config.num_seeds
+    R = config.num_configs * S  # runs: (sweep config, seed) pairs, config-major
     sharding = seed_sharding(config.num_devices)
     num_devices = sharding.mesh.size
-    S_pad = padded_num_seeds(S, num_devices)
+    R_pad = padded_num_seeds(R, num_devices)
     is_main = jax.process_index() == 0
-    if S_pad != S and is_main:
-        print(f"note: {S} seeds padded to {S_pad} for {num_devices} devices; the {S_pad - S} padding seeds "
-              "are computed and discarded", file=sys.stderr)
-    keys = jax.device_put(seed_keys(config, S_pad), sharding)
+    if R_pad != R and is_main:
+        what = f"{S} seeds" if config.num_configs == 1 else f"{R} runs ({config.num_configs} configs x {S} seeds)"
+        print(f"note: {what} padded to {R_pad} for {num_devices} devices; the {R_pad - R} padding runs are "
+              "computed and discarded", file=sys.stderr)
+    keys = jax.device_put(run_keys(config, R_pad), sharding)
+    hyper = jax.device_put(run_hyperparams(config, R_pad), sharding)
     eval_base = jax.vmap(lambda k: jax.random.fold_in(k, 0x5EED))(keys)
 
     t0 = time.perf_counter()
-    state_shape = jax.eval_shape(jax.vmap(trainer.init), keys)
+    state_shape = jax.eval_shape(jax.vmap(trainer.init), keys, hyper)
     compiled = {}
-    for name, fn, args, donate in [("init", trainer.init, (keys,), ()), ("warmup", trainer.warmup, (state_shape,), 0),
+    for name, fn, args, donate in [("init", trainer.init, (keys, hyper), ()),
+                                   ("warmup", trainer.warmup, (state_shape,), 0),
                                    ("chunk", trainer.train_chunk, (state_shape,), 0),
                                    ("evaluate", trainer.evaluate, (state_shape, eval_base), ())]:
         compiled[name] = jax.jit(per_device_vmap(fn, sharding, len(args)), donate_argnums=donate).lower(*args).compile()
@@ -190,13 +213,14 @@ def run(config: Config, progress: bool = True, resume: bool = False) -> dict:
         if not has_replay:  # refill an empty buffer; the refill's env steps are not counted
             counters = (state.env_steps, state.recent_returns, state.num_episodes)  # kept on the host: warmup donates
             counters = jax.tree.map(lambda x: jax.device_put(np.asarray(x), sharding), counters)
-            state = warmup(state._replace(buffer_state=init(keys).buffer_state))
+            state = warmup(state._replace(buffer_state=init(keys, hyper).buffer_state))
             state = state._replace(env_steps=counters[0], recent_returns=counters[1], num_episodes=counters[2])
         host["checkpoint_replay"] = config.checkpoint_replay
     else:
         host = _new_host_record(config)
-        state = init(keys)
-    writer = RunWriter(out, L, S, host["metric_rows"], host["eval_rows"], enabled=is_main)
+        state = init(keys, hyper)
+    writer = RunWriter(out, L, S, host["metric_rows"], host["eval_rows"], enabled=is_main,
+                       num_configs=config.num_configs)
     if not resume:
         writer.write_json("config.json", config_record(config))
 
@@ -207,7 +231,7 @@ def run(config: Config, progress: bool = True, resume: bool = False) -> dict:
         host["n_evals"] += 1
         host["eval_s"] += time.perf_counter() - t
         host["eval_rows"].extend(writer.write_eval(steps, returns))
-        host["last_eval"] = returns[:S].tolist()
+        host["last_eval"] = returns[:R].tolist()
 
     total = config.effective_total_timesteps
     stop_reason, faults = None, []
@@ -231,21 +255,21 @@ def run(config: Config, progress: bool = True, resume: bool = False) -> dict:
             host["metric_rows"].extend(rows)
             prev, steps = host["env_steps"], rows[0]["env_steps"]
             host["env_steps"] = steps
-            bad = ~metrics.finite[:S]
-            faults = [(s, [int(i) + 1 for i in np.flatnonzero(bad[s])]) for s in range(S)
-                      if bad[s].any() and str(s) not in host["diverged"]]
-            for s, layers in faults:
-                host["diverged"][str(s)] = {"layers": layers, "env_steps": steps}
+            bad = ~metrics.finite[:R]
+            faults = [(r, [int(i) + 1 for i in np.flatnonzero(bad[r])]) for r in range(R)
+                      if bad[r].any() and str(r) not in host["diverged"]]
+            for r, layers in faults:
+                host["diverged"][str(r)] = {"layers": layers, "env_steps": steps}
             if faults and config.on_nonfinite == "stop":
                 stop_reason = "nonfinite"
                 break
-            for s, layers in faults if is_main else ():
-                print(f"\nnote: seed {s} dropped: non-finite loss or parameters in layer(s) {layers} in the chunk "
-                      f"ending at env step {steps}; the other seeds go on", file=sys.stderr)
+            for r, layers in faults if is_main else ():
+                print(f"\nnote: {run_name(config, r)} dropped: non-finite loss or parameters in layer(s) {layers} "
+                      f"in the chunk ending at env step {steps}; the other seeds go on", file=sys.stderr)
             if eval_due(config, prev, steps) and steps < total:
                 do_eval(state, steps)
-            ret = mean_and_se([r["episodic_return"] for r in rows if str(r["seed"]) not in host["diverged"]])[0]
-            bar.set_postfix(sps=f"{steps * S / max(host['train_s'], 1e-9):,.0f}", ret=f"{ret:.1f}")
+            ret = mean_and_se([row["episodic_return"] for r, row in enumerate(rows) if str(r) not in host["diverged"]])[0]
+            bar.set_postfix(sps=f"{steps * R / max(host['train_s'], 1e-9):,.0f}", ret=f"{ret:.1f}")
             bar.update(steps - prev)
             if steps >= total:
                 break
@@ -267,38 +291,67 @@ def run(config: Config, progress: bool = True, resume: bool = False) -> dict:
     summary = _summary(config, host, stop_reason, faults, compile_s, out, ckpt.latest_step(), num_devices)
     writer.write_json("summary.json", summary)
     if is_main:
+        labels = [", ".join(f"{k}={v}" for k, v in combo.items()) for combo in config.sweep_configs]
         plot_learning_curve(host["metric_rows"], host["eval_rows"], out / "learning_curve.png",
-                            f"{config.algo} on {config.env} ({config.preset}, {S} seeds)")
+                            f"{config.algo} on {config.env} ({config.preset}, {S} seeds)", labels)
     writer.close()
     return summary
 
 
+def run_name(config: Config, r: int) -> str:
+    """Human name of run ``r``: ``seed s``, or ``seed s of sweep config c (name=value, ...)``."""
+    S = config.num_seeds
+    if config.num_configs == 1:
+        return f"seed {r}"
+    combo = ", ".join(f"{k}={v}" for k, v in config.sweep_configs[r // S].items())
+    return f"seed {r % S} of sweep config {r // S} ({combo})"
+
+
+def _final_stats(final: np.ndarray, last_eval, keep: np.ndarray) -> dict:
+    mean, se = mean_and_se(final[keep])
+    return {
+        "final_return_mean": mean,
+        "final_return_se": se,
+        "final_return_per_seed": [None if (not k or math.isnan(v)) else float(v) for k, v in zip(keep, final)],
+        "final_eval_per_layer": (np.nanmean(last_eval[keep], axis=0).tolist()
+                                 if last_eval is not None and keep.any() else None),
+    }
+
+
 def _summary(config: Config, host: dict, stop_reason, faults, compile_s: float, out: Path, checkpoint,
              num_devices: int) -> dict:
-    S = config.num_seeds
-    diverged = {int(s) for s in host["diverged"]}
-    final = np.array([r["episodic_return"] for r in host["metric_rows"][-S:]], np.float64)
-    keep = np.array([s not in diverged for s in range(S)])
-    mean, se = mean_and_se(final[keep])
+    S, C = config.num_seeds, config.num_configs
+    R = S * C
+    diverged = {int(r) for r in host["diverged"]}
+    final = np.array([r["episodic_return"] for r in host["metric_rows"][-R:]], np.float64)
+    if final.size < R:  # stopped before the first chunk
+        final = np.full(R, np.nan)
+    keep = np.array([r not in diverged for r in range(R)])
     last_eval = np.asarray(host["last_eval"], np.float64) if host["last_eval"] is not None else None
+    per_config = []
+    for c, combo in enumerate(config.sweep_configs):
+        rows = slice(c * S, (c + 1) * S)
+        per_config.append({"config": c, **combo, **_final_stats(final[rows], None if last_eval is None else
+                                                                last_eval[rows], keep[rows])})
     summary = {
         "env": config.env,
         "algo": config.algo,
         "preset": config.preset,
         "num_seeds": S,
+        "num_configs": C,
         "total_timesteps": host["env_steps"],
         "complete": stop_reason is None,
         "stop_reason": stop_reason,
-        "final_return_mean": mean,
-        "final_return_se": se,
-        "final_return_per_seed": [None if (s in diverged or math.isnan(v)) else float(v) for s, v in enumerate(final)],
-        "final_eval_per_layer": (np.nanmean(last_eval[keep], axis=0).tolist()
-                                 if last_eval is not None and keep.any() else None),
-        "diverged_seeds": [{"seed": int(s), **v} for s, v in sorted(host["diverged"].items(), key=lambda kv: int(kv[0]))],
+        # Without a sweep: the run's statistics; with one: see "configs" (one entry per combination).
+        **{k: (v if C == 1 else None) for k, v in per_config[0].items() if k.startswith("final_")},
+        "configs": per_config,
+        "sweep": {name: list(values) for name, values in config.sweep},
+        "diverged_seeds": [{"seed": int(r) % S, "config": int(r) // S, **v}
+                           for r, v in sorted(host["diverged"].items(), key=lambda kv: int(kv[0]))],
         "compile_s": compile_s,
         "train_s": host["train_s"],
         "eval_s": host["eval_s"],
-        "env_steps_per_s": host["env_steps"] * S / max(host["train_s"], 1e-9),
+        "env_steps_per_s": host["env_steps"] * R / max(host["train_s"], 1e-9),
         "device": f"{jax.devices()[0].device_kind} x{num_devices}",
         "quirks": config_record(config)["quirks"],
         "context_source": config.context_source,
@@ -306,9 +359,14 @@ def _summary(config: Config, host: dict, stop_reason, faults, compile_s: float, 
         "out_dir": str(out),
         "last_checkpoint": checkpoint,
     }
+    if config.algo in QR_ALGOS:
+        summary["qr_loss"] = config.qr_loss
+        summary["num_quantiles"] = config.num_quantiles
+    if config.algo in AD_ALGOS:
+        summary["cell"] = config.network_cell
     if stop_reason is not None:
         summary["resume_command"] = resume_command(out) if checkpoint is not None else None
     if stop_reason == "nonfinite":
-        summary["fault"] = "; ".join(f"seed {s}, layer(s) {', '.join(map(str, layers))}"
-                                     for s, layers in faults) + f", in the chunk ending at env step {host['env_steps']}"
+        summary["fault"] = "; ".join(f"{run_name(config, r)}, layer(s) {', '.join(map(str, layers))}"
+                                     for r, layers in faults) + f", in the chunk ending at env step {host['env_steps']}"
     return summary

@@ -2,6 +2,9 @@
 
 ``--preset`` picks the starting values (default ``classic-fast``); every other flag overrides one
 field of :class:`purejax_ad.config.Config` (``--help`` lists them with the preset's defaults).
+A comma list given to a sweepable flag (``--learning-rate 1e-4,2.5e-4,5e-4``; see
+:data:`purejax_ad.config.SWEEPABLE`) sweeps it: every combination of the lists x every seed runs as one
+compiled program, with one output row per (config, seed).
 ``--resume RUN_DIR`` continues an interrupted run with the config stored in ``RUN_DIR/config.json``;
 only run-control flags (checkpointing, ``--stop-after-steps``, fault handling) may be given with it.
 
@@ -20,17 +23,53 @@ from pathlib import Path
 
 import tyro
 
-from purejax_ad.config import PRESETS, RUN_CONTROL_FIELDS, Config, ConfigError, check, preset_config
+from purejax_ad.config import RUN_CONTROL_FIELDS, SWEEPABLE, Config, ConfigError, check
+from purejax_ad.presets import PRESETS, preset_config
 
 #: Run-control fields that apply to one invocation only and are not carried over by ``--resume``.
 ONE_SHOT_FIELDS = ("stop_after_steps", "inject_nan")
 
 
+def split_sweeps(args: list[str]) -> tuple[list[str], tuple[tuple[str, tuple[float, ...]], ...]]:
+    """Take comma lists out of the arguments: ``--lr 1e-4,3e-4`` -> ``--lr 1e-4`` plus a sweep entry.
+
+    Returns:
+      ``(args with every list replaced by its first value, ((field, values), ...))``.
+
+    Raises:
+      ConfigError: a comma list for a flag that cannot be swept, or a value that is not a number.
+    """
+    out, sweep, i = [], [], 0
+    while i < len(args):
+        arg = args[i]
+        flag, eq, value = arg.partition("=")
+        if not eq and i + 1 < len(args):
+            value = args[i + 1]
+        if flag.startswith("--") and "," in value and not value.startswith("-"):
+            name = flag[2:].replace("-", "_")
+            if name not in SWEEPABLE:
+                raise ConfigError(f"--{flag[2:]} {value}: {name} cannot be swept in one program; "
+                                  f"sweepable: {', '.join(SWEEPABLE)}")
+            try:
+                values = tuple(float(v) for v in value.split(","))
+            except ValueError:
+                raise ConfigError(f"--{flag[2:]} {value}: every value of a sweep list must be a number") from None
+            sweep.append((name, values))
+            out += [f"{flag}={value.split(',')[0]}"]
+            i += 1 if eq else 2
+            continue
+        out.append(arg)
+        i += 1
+    return out, tuple(sweep)
+
+
 def _parse(rest: list[str], default: Config, description: str) -> Config:
     # Booleans take a value (``--checkpoint-replay false``), as the README's tables write them.
     rest = [{"true": "True", "false": "False"}.get(a.lower(), a) for a in rest]
-    return tyro.cli(Config, default=default, args=rest, description=description,
-                    config=(tyro.conf.FlagConversionOff,))
+    rest, sweep = split_sweeps(rest)
+    config = tyro.cli(Config, default=default, args=rest, description=description,
+                      config=(tyro.conf.FlagConversionOff,))
+    return dataclasses.replace(config, sweep=sweep) if sweep else config
 
 
 def load_run_config(run_dir: str | Path) -> Config:
@@ -47,6 +86,7 @@ def load_run_config(run_dir: str | Path) -> Config:
         raise ConfigError(f"--resume {run_dir}: not a run directory ({path} unreadable: {e})") from None
     fields = {f.name for f in dataclasses.fields(Config)} - set(ONE_SHOT_FIELDS) - {"out"}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in record.items() if k in fields}
+    values["sweep"] = tuple((name, tuple(vals)) for name, vals in record.get("sweep", ()))
     return dataclasses.replace(Config(), **values, out=str(run_dir))
 
 
@@ -94,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({k: summary[k] for k in ("env", "algo", "num_seeds", "total_timesteps", "complete",
                                               "final_return_mean", "final_return_se", "final_eval_per_layer",
                                               "env_steps_per_s")}))
+    if summary["num_configs"] > 1:
+        for c in summary["configs"]:
+            values = ", ".join(f"{k}={v}" for k, v in c.items() if k in dict(config.sweep))
+            print(f"config {c['config']} ({values}): final return {c['final_return_mean']:.2f} "
+                  f"± {c['final_return_se']:.2f}")
     out = summary["out_dir"]
     print(f"results written to {out}/ (summary.json, metrics.csv, eval.csv, learning_curve.png)")
     reason = summary["stop_reason"]

@@ -2,7 +2,8 @@
 
 ``make_train(config, env)`` returns a :class:`Trainer` of pure per-seed functions:
 
-* ``init(key) -> TrainState``
+* ``init(key, hyper) -> TrainState`` (``hyper``: this run's traced :class:`~purejax_ad.ad_dqn.Hyperparams`;
+  a sweep vmaps over configs x seeds);
 * ``warmup(state) -> state``: ``learning_starts`` env steps of acting and storing, no updates;
 * ``train_chunk(state) -> (state, ChunkMetrics)``: a ``lax.scan`` of ``updates_per_chunk`` times
   "``train_frequency`` env steps, then one update of every layer" (the replay ratio lives in the
@@ -10,7 +11,7 @@
 * ``evaluate(state, key) -> [L]`` per-layer-prefix evaluation returns;
 * ``env_step(state) -> state`` and ``learn(state) -> (state, metrics)``: one vectorised env step and
   one sample + update, the two phases of a chunk (for profiling and FLOP accounting);
-* ``train(key) -> (state, ChunkMetrics [num_chunks])``: the whole run in one function.
+* ``train(key, hyper=None) -> (state, ChunkMetrics [num_chunks])``: the whole run in one function.
 
 The host loop in :mod:`purejax_ad.run` jits ``vmap`` of these over seeds with the state donated.
 """
@@ -23,10 +24,12 @@ import jax
 import jax.numpy as jnp
 
 from purejax_ad import ad_dqn
-from purejax_ad.config import Config
+from purejax_ad.ad_dqn import Hyperparams
+from purejax_ad.config import AD_ALGOS, QR_ALGOS, Config
 from purejax_ad.envs import Environment
 from purejax_ad.evaluation import epsilon_greedy, evaluate
 from purejax_ad.network import ADNetwork
+from purejax_ad.qnetwork import QNetwork
 from purejax_ad.replay import Transition, make_replay_buffer, prepare_sequences
 
 
@@ -54,6 +57,7 @@ class TrainState(NamedTuple):
     Attributes:
       actor: :class:`ActorState`. learner: :class:`purejax_ad.ad_dqn.LearnerState`.
       buffer_state: flashbax trajectory-buffer state. key: PRNG key.
+      hyper: this run's :class:`~purejax_ad.ad_dqn.Hyperparams` (scalars; swept values differ per run).
       env_steps: ``[]`` int32 env steps taken by this seed (all its envs).
       recent_returns: ``[return_window]`` float32 ring of the last finished episode returns.
       num_episodes: ``[]`` int32 finished episodes.
@@ -63,6 +67,7 @@ class TrainState(NamedTuple):
     learner: ad_dqn.LearnerState
     buffer_state: Any
     key: jax.Array
+    hyper: Hyperparams
     env_steps: jax.Array
     recent_returns: jax.Array
     num_episodes: jax.Array
@@ -92,7 +97,7 @@ class Trainer(NamedTuple):
     """Pure per-seed functions of one config (see the module docstring)."""
 
     config: Config
-    network: ADNetwork
+    network: ADNetwork | QNetwork
     init: Callable
     warmup: Callable
     train_chunk: Callable
@@ -102,8 +107,14 @@ class Trainer(NamedTuple):
     learn: Callable
 
 
-def make_network(config: Config, env: Environment) -> ADNetwork:
-    """The AD network a config describes for an env."""
+def make_network(config: Config, env: Environment) -> ADNetwork | QNetwork:
+    """The network a config describes for an env: an AD cell stack for the AD algos, a standard
+    Q-network for ``dqn`` / ``qrdqn``; quantile outputs for the QR algos."""
+    num_quantiles = config.num_quantiles if config.algo in QR_ALGOS else 0
+    if config.algo not in AD_ALGOS:
+        torso = config.torso if config.torso != "auto" else ("minatar-conv" if env.suite == "minatar" else "mlp")
+        return QNetwork(env.obs_size, env.num_actions, tuple(config.net_arch), torso, env.obs_shape, num_quantiles,
+                        config.matmul_dtype)
     return ADNetwork(
         obs_size=env.obs_size,
         num_outputs=env.num_actions,
@@ -116,15 +127,25 @@ def make_network(config: Config, env: Environment) -> ADNetwork:
         forward_weight=config.forward_weight,
         context_alpha=config.context_alpha,
         matmul_dtype=config.matmul_dtype,
+        cell=config.network_cell,
+        num_quantiles=num_quantiles,
+        average_predictions=config.average_predictions,
+        mlp_normalization=config.mlp_normalization,
+        action_encoding=config.action_encoding,
+        goodness=config.goodness,
     )
 
 
-def epsilon_schedule(env_steps: jax.Array, config: Config) -> jax.Array:
+def epsilon_schedule(env_steps: jax.Array, config: Config, hyper: Hyperparams | None = None) -> jax.Array:
     """Linear epsilon (spec §6.2): ``epsilon_start`` until ``learning_starts``, then linear to
-    ``epsilon_end`` over ``exploration_fraction * total_timesteps`` env steps, then constant."""
-    duration = config.exploration_fraction * config.total_timesteps
+    ``epsilon_end`` over ``exploration_fraction * total_timesteps`` env steps, then constant.
+
+    The three epsilon values come from ``hyper`` (traced, may be swept) or, without it, from ``config``.
+    """
+    h = config if hyper is None else hyper
+    duration = h.exploration_fraction * config.total_timesteps
     frac = jnp.clip((env_steps - config.learning_starts) / duration, 0.0, 1.0)
-    return config.epsilon_start + frac * (config.epsilon_end - config.epsilon_start)
+    return h.epsilon_start + frac * (h.epsilon_end - h.epsilon_start)
 
 
 def record_returns(recent: jax.Array, count: jax.Array, returns: jax.Array, ended: jax.Array):
@@ -153,7 +174,9 @@ def make_train(config: Config, env: Environment) -> Trainer:
     """Build the pure per-seed training functions of ``config`` on ``env``."""
     c = config
     network = make_network(c, env)
-    tx = ad_dqn.make_optimizer(c.learning_rate, c.max_grad_norm, c.adam_b1, c.adam_b2, c.adam_eps)
+    default_hyper = Hyperparams.from_values(c)
+    tx = ad_dqn.optimizer_for(default_hyper)  # its update reads each run's values from the optimiser state
+    local_learning = c.algo != "ad-backprop"
     buffer = make_replay_buffer(c.num_envs, c.effective_buffer_size, c.batch_size, c.sequence_length)
     E, L = c.num_envs, network.num_layers
     store_dtype = env.obs_storage_dtype
@@ -164,9 +187,10 @@ def make_train(config: Config, env: Environment) -> Trainer:
             return None
         return tuple(x.astype(jnp.dtype(c.stored_context_dtype)) for x in context)
 
-    def init(key: jax.Array) -> TrainState:
+    def init(key: jax.Array, hyper: Hyperparams | None = None) -> TrainState:
+        hyper = default_hyper if hyper is None else hyper
         k_params, k_env, key = jax.random.split(key, 3)
-        learner = ad_dqn.init_learner(network, tx, k_params, c.shared_init_key)
+        learner = ad_dqn.init_learner(network, ad_dqn.optimizer_for(hyper), k_params, c.shared_init_key)
         obs, env_state = jax.vmap(env.reset)(jax.random.split(k_env, E))
         actor = ActorState(env_state, obs, network.initial_context((E,)), jnp.ones((E,), bool),
                            jnp.zeros((E,), jnp.float32), jnp.zeros((E,), jnp.int32))
@@ -174,16 +198,16 @@ def make_train(config: Config, env: Environment) -> Trainer:
                              jnp.zeros((), jnp.float32), jnp.zeros((), bool),
                              jnp.zeros((env.obs_size,), store_dtype), jnp.zeros((), bool), stored_context(
                                  network.initial_context(())))
-        return TrainState(actor, learner, buffer.init(example), key, jnp.zeros((), jnp.int32),
+        return TrainState(actor, learner, buffer.init(example), key, hyper, jnp.zeros((), jnp.int32),
                           jnp.zeros((c.return_window,), jnp.float32), jnp.zeros((), jnp.int32))
 
     def env_step(state: TrainState, _=None) -> tuple[TrainState, None]:
         """One vectorised step of this seed's envs: act, step, store, track episodes."""
         actor, params = state.actor, state.learner.params
         key, k_act, k_env = jax.random.split(state.key, 3)
-        epsilon = epsilon_schedule(state.env_steps, c)
+        epsilon = epsilon_schedule(state.env_steps, c, state.hyper)
         q, new_context, _ = network.step(params, actor.obs, actor.context)  # [L, E, A]
-        action, explored = epsilon_greedy(k_act, jnp.mean(q, axis=0), epsilon)
+        action, explored = epsilon_greedy(k_act, network.acting_q_values(q), epsilon)
         if not c.advance_context_on_random_action:  # quirk Q2
             new_context = tuple(jnp.where(explored[:, None], old, new) for old, new in zip(actor.context, new_context))
         out = jax.vmap(env.step)(jax.random.split(k_env, E), actor.env_state, action)
@@ -215,8 +239,8 @@ def make_train(config: Config, env: Environment) -> Trainer:
         key, k_sample = jax.random.split(state.key)
         sample = buffer.sample(state.buffer_state, k_sample).experience
         batch = prepare_sequences(sample, c.replay_padding)
-        learner, metrics = ad_dqn.update(network, tx, state.learner, batch, c.gamma, c.double_q, c.td_loss,
-                                         c.target_update_period, c.tau)
+        learner, metrics = ad_dqn.update(network, tx, state.learner, batch, state.hyper, c.train_frequency,
+                                         c.double_q, c.td_loss, local_learning, c.qr_loss)
         return state._replace(learner=learner, key=key), metrics
 
     def update_step(carry, _):
@@ -230,7 +254,7 @@ def make_train(config: Config, env: Environment) -> Trainer:
         (state, loss_sum, q_sum), _ = jax.lax.scan(update_step, (state, zeros, zeros), length=c.updates_per_chunk)
         n = c.updates_per_chunk
         metrics = ChunkMetrics(state.env_steps, mean_recent_return(state.recent_returns, state.num_episodes),
-                               state.num_episodes, loss_sum / n, q_sum / n, epsilon_schedule(state.env_steps, c),
+                               state.num_episodes, loss_sum / n, q_sum / n, epsilon_schedule(state.env_steps, c, state.hyper),
                                layers_finite(state.learner.params) & jnp.isfinite(loss_sum))
         return state, metrics
 
@@ -238,8 +262,8 @@ def make_train(config: Config, env: Environment) -> Trainer:
         return evaluate(network, env, state.learner.params, key, c.num_eval_episodes, c.eval_epsilon,
                         c.eval_max_steps, c.advance_context_on_random_action)
 
-    def train(key: jax.Array) -> tuple[TrainState, ChunkMetrics]:
-        state = warmup(init(key))
+    def train(key: jax.Array, hyper: Hyperparams | None = None) -> tuple[TrainState, ChunkMetrics]:
+        state = warmup(init(key, hyper))
         return jax.lax.scan(lambda s, _: train_chunk(s), state, length=c.num_chunks)
 
     return Trainer(c, network, init, warmup, train_chunk, evaluate_state, train,

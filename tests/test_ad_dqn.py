@@ -17,6 +17,13 @@ NETWORK = ADNetwork(obs_size=3, num_outputs=2, net_arch=(6, 5), num_heads=2)
 GAMMA = 0.9
 
 
+def _hyper(lr=1e-2, max_norm=1.0, target_update_interval=100, gamma=GAMMA, tau=1.0) -> ad_dqn.Hyperparams:
+    """Traced hyperparameters with train_frequency 1 (target interval in updates)."""
+    return ad_dqn.Hyperparams.from_values(dict(
+        learning_rate=lr, gamma=gamma, max_grad_norm=max_norm, tau=tau, target_update_interval=target_update_interval,
+        epsilon_start=1.0, epsilon_end=0.05, exploration_fraction=0.1, adam_b1=0.9, adam_b2=0.99, adam_eps=1e-8))
+
+
 def _batch(seed: int, batch: int = 5, seq: int = 3) -> Batch:
     rng = np.random.default_rng(seed)
     reset = np.zeros((batch, seq), bool)
@@ -100,8 +107,7 @@ def test_update_is_per_layer_clip_then_adam_on_own_loss():
     params, target_params = random_params(NETWORK, seed=4), random_params(NETWORK, seed=5)
     learner = ad_dqn.LearnerState(params, target_params, tuple(tx.init(p) for p in params),
                                   jnp.zeros((), jnp.int32))
-    update = jax.jit(lambda lr_state, b: ad_dqn.update(NETWORK, tx, lr_state, b, GAMMA, True, "mse",
-                                                       target_update_period=100))
+    update = jax.jit(lambda lr_state, b: ad_dqn.update(NETWORK, tx, lr_state, b, _hyper(lr, max_norm), 1))
 
     @jax.jit
     def own_loss_grads(p, batch):
@@ -135,7 +141,7 @@ def test_target_copy_every_period():
     for a, b in zip(jax.tree.leaves(learner.params), jax.tree.leaves(learner.target_params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # target starts as a copy (spec §2.1)
     initial_target = jax.tree.map(np.asarray, learner.target_params)
-    update = jax.jit(lambda s, b: ad_dqn.update(NETWORK, tx, s, b, GAMMA, True, "mse", target_update_period=3))
+    update = jax.jit(lambda s, b: ad_dqn.update(NETWORK, tx, s, b, _hyper(target_update_interval=3), 1))
     for i in range(1, 7):
         learner, _ = update(learner, _batch(20 + i))
         params = jax.tree.leaves(learner.params)

@@ -119,7 +119,7 @@ FORCED_4 = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4
 
 ONE_UPDATE_ON_1_AND_4_DEVICES = """
 import jax, numpy as np
-from purejax_ad.config import preset_config
+from purejax_ad.presets import preset_config
 from purejax_ad.envs import make_env
 from purejax_ad.run import per_device_vmap, seed_keys, seed_sharding
 from purejax_ad.trainer import make_train
