@@ -47,9 +47,11 @@ PRESETS["minatar-dqn"] = dict(
     adam_b2=0.999, adam_eps=1.5e-4, max_grad_norm=10.0, buffer_size=100_000, batch_size=32, learning_starts=5_000,
     train_frequency=1, target_update_interval=1_000, epsilon_end=0.1, exploration_fraction=0.02,
 )
-# Standard DQN on CartPole-v1 (CPU, tuned here): MLP 64-64, one compiled program like classic-fast.
-PRESETS["classic-dqn"] = dict(PRESETS["classic-fast"], algo="dqn", net_arch=(64, 64), context_size=0,
-                              learning_rate=5e-4, max_grad_norm=10.0, target_update_interval=500)
+# Standard DQN on CartPole-v1 (CPU, tuned here with the in-program sweeps; README "Methods"): MLP 128-128, 10k
+# replay, batch 128, gamma 0.98, soft target updates (tau 0.005 after every update), 300k steps.
+PRESETS["classic-dqn"] = dict(PRESETS["classic-fast"], algo="dqn", net_arch=(128, 128), context_size=0,
+                              total_timesteps=300_000, buffer_size=10_000, batch_size=128, learning_rate=5e-4,
+                              gamma=0.98, max_grad_norm=1.0, epsilon_end=0.01, target_update_interval=4, tau=0.005)
 # The AD paper's ablations (Figs. 5-6): paper-minatar with one connection type removed, one layer of width
 # 128/256/512, or acting with the last layer only.
 for _name, _change in {

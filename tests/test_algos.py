@@ -301,3 +301,15 @@ def test_every_algo_runs_from_the_cli_with_one_schema(algo, tmp_path):
                       *[f"td_loss_l{i + 1}" for i in range(layers)], *[f"q_mean_l{i + 1}" for i in range(layers)]]
     assert len(summary["final_eval_per_layer"]) == layers
     assert all(np.isfinite(v) for v in summary["final_return_per_seed"])
+
+
+@pytest.mark.parametrize("algo", ["dqn", "arq"])
+def test_minatar_runs_from_the_cli(algo, tmp_path):
+    """The MinAtar paths that differ from AD-DQN's: the conv Q-network (dqn) and action-conditioned cells (arq)."""
+    out = tmp_path / algo
+    proc = run_cli(*TINY, "--env", "Breakout-MinAtar", "--algo", algo, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["env"] == "Breakout-MinAtar" and summary["algo"] == algo and summary["complete"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["torso"] == "auto" and summary.get("cell") == ("arq" if algo == "arq" else None)
