@@ -21,6 +21,13 @@ STANDARDISE_EPS = 1e-6
 LAYER_NORM_EPS = 1e-6
 
 
+def safe_sqrt(x: jax.Array) -> jax.Array:
+    """``sqrt(x)`` for ``x >= 0`` with gradient 0 (not NaN) at ``x = 0``: a constant ``y`` (e.g. ``h = 0`` when every
+    ReLU of a layer is off) would otherwise turn the std/rms goodness gradient into ``inf * 0 = NaN``."""
+    positive = x > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
+
+
 def row_standardise(m: jax.Array, eps: float = STANDARDISE_EPS) -> jax.Array:
     """Standardise the last axis: ``(m - mean) / (std + eps)`` with the population std (ddof=0).
 
@@ -31,7 +38,7 @@ def row_standardise(m: jax.Array, eps: float = STANDARDISE_EPS) -> jax.Array:
       Array of the same shape. No learnable gain or bias (spec §2.1 step 5).
     """
     mean = jnp.mean(m, axis=-1, keepdims=True)
-    std = jnp.std(m, axis=-1, keepdims=True)
+    std = safe_sqrt(jnp.mean(jnp.square(m - mean), axis=-1, keepdims=True))  # gradient 0, not NaN, for a constant row
     return (m - mean) / (std + eps)
 
 
@@ -138,9 +145,9 @@ def goodness(y: jax.Array, kind: str) -> jax.Array:
       ``[...]``; non-negative for every kind except ``mean``.
     """
     if kind == "std":
-        return jnp.sqrt(jnp.mean(jnp.square(y - jnp.mean(y, axis=-1, keepdims=True)), axis=-1))
+        return safe_sqrt(jnp.mean(jnp.square(y - jnp.mean(y, axis=-1, keepdims=True)), axis=-1))
     if kind == "rms":
-        return jnp.sqrt(jnp.mean(jnp.square(y), axis=-1))
+        return safe_sqrt(jnp.mean(jnp.square(y), axis=-1))
     if kind == "msq":
         return jnp.mean(jnp.square(y), axis=-1)
     if kind == "mean":

@@ -313,3 +313,12 @@ def test_minatar_runs_from_the_cli(algo, tmp_path):
     assert summary["env"] == "Breakout-MinAtar" and summary["algo"] == algo and summary["complete"]
     config = json.loads((out / "config.json").read_text())
     assert config["torso"] == "auto" and summary.get("cell") == ("arq" if algo == "arq" else None)
+
+
+def test_goodness_gradient_is_finite_for_a_constant_vector():
+    """A constant y (h = 0 when every ReLU is off) must not give NaN gradients (it did with a plain sqrt)."""
+    for kind in ("std", "rms", "msq", "mean", "variance"):
+        for y in (jnp.zeros(5), jnp.full(5, 2.0)):
+            g = jax.grad(lambda v: goodness(v, kind))(y)
+            assert np.all(np.isfinite(np.asarray(g))), kind
+    np.testing.assert_allclose(float(goodness(jnp.array([1.0, 3.0]), "std")), 1.0)
