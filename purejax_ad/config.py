@@ -362,17 +362,12 @@ def _sweep_problems(c: Config) -> list[str]:
         problems.append(f"a hyperparameter is swept twice: {names}")
     if problems:
         return problems
+    intervals = dict(c.sweep).get("target_update_interval", ())
+    if any(v != int(v) for v in intervals):
+        return [f"target_update_interval values must be whole env steps, got {list(intervals)}"]
     seen = set(validate(dataclasses.replace(c, sweep=())))  # reported by the caller already
     for combo in c.sweep_configs:
-        if name := next((k for k, v in combo.items() if k == "target_update_interval" and v != int(v)), None):
-            problems.append(f"{name} values must be whole env steps, got {combo[name]}")
-            break
-        try:
-            one = dataclasses.replace(c, sweep=(), **combo)
-        except TypeError as e:  # pragma: no cover - names were checked above
-            problems.append(str(e))
-            break
-        for problem in validate(one):
+        for problem in validate(dataclasses.replace(c, sweep=(), **combo)):
             if problem not in seen:
                 seen.add(problem)
                 problems.append(f"sweep value {combo}: {problem}")

@@ -10,13 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from purejax_ad.envs import Environment
-from purejax_ad.network import ADNetwork, Params
-
-
-def prefix_mean_weights(num_layers: int) -> jax.Array:
-    """``[L, L]`` weights; row ``i`` averages layers ``0..i`` (the policy "mean of layers 1..i+1")."""
-    lower = jnp.tril(jnp.ones((num_layers, num_layers), jnp.float32))
-    return lower / jnp.sum(lower, axis=1, keepdims=True)
+from purejax_ad.network import ADNetwork, Params, prefix_mean_weights  # noqa: F401 (re-exported)
 
 
 def epsilon_greedy(key: jax.Array, q_values: jax.Array, epsilon: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -24,6 +24,18 @@ Params = tuple
 Context = tuple
 
 
+def prefix_mean_weights(num_layers: int) -> jax.Array:
+    """``[L, L]`` weights; row ``i`` averages layers ``0..i`` (the policy "mean of layers 1..i+1")."""
+    lower = jnp.tril(jnp.ones((num_layers, num_layers), jnp.float32))
+    return lower / jnp.sum(lower, axis=1, keepdims=True)
+
+
+def quantile_mean(outputs: jax.Array, num_quantiles: int) -> jax.Array:
+    """Q-values from cell outputs: ``[..., A]`` unchanged when ``num_quantiles == 0``, else the mean of ``[..., N, A]``
+    over the quantile axis (spec §6.1)."""
+    return jnp.mean(outputs, axis=-2) if num_quantiles else outputs
+
+
 class ADNetwork(NamedTuple):
     """Static description of an AD network; all methods are pure functions of explicit params.
 
@@ -109,7 +121,7 @@ class ADNetwork(NamedTuple):
 
     def q_values(self, outputs: jax.Array) -> jax.Array:
         """Q-values from cell outputs: ``[..., A]`` unchanged, or the mean over quantiles of ``[..., N, A]``."""
-        return jnp.mean(outputs, axis=-2) if self.num_quantiles else outputs
+        return quantile_mean(outputs, self.num_quantiles)
 
     def policy_weights(self) -> jax.Array:
         """``[L, L]``: row ``i`` weights the layers' Q for policy ``i`` (spec §6.1, §6.3).
@@ -117,11 +129,9 @@ class ADNetwork(NamedTuple):
         With ``average_predictions`` row ``i`` is the mean of layers ``0..i``; without, layer ``i`` alone.
         The last row is the acting policy.
         """
-        n = self.num_layers
         if not self.average_predictions:
-            return jnp.eye(n, dtype=jnp.float32)
-        lower = jnp.tril(jnp.ones((n, n), jnp.float32))
-        return lower / jnp.sum(lower, axis=1, keepdims=True)
+            return jnp.eye(self.num_layers, dtype=jnp.float32)
+        return prefix_mean_weights(self.num_layers)
 
     def init(self, key: jax.Array, shared_init_key: bool = True) -> Params:
         """Initialise every layer (flax defaults: lecun-normal kernels, zero biases).

@@ -20,6 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from purejax_ad.network import quantile_mean
+
 #: Torsos of :class:`QNetwork`.
 TORSOS = ("mlp", "minatar-conv")
 
@@ -93,7 +95,7 @@ class QNetwork(NamedTuple):
 
     def q_values(self, outputs: jax.Array) -> jax.Array:
         """``[..., A]``: the outputs, or their mean over the quantile axis ``-2``."""
-        return jnp.mean(outputs, axis=-2) if self.num_quantiles else outputs
+        return quantile_mean(outputs, self.num_quantiles)
 
     def policy_weights(self) -> jax.Array:
         """``[[1.0]]``: the single layer is the policy."""
