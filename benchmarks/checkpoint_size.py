@@ -16,9 +16,9 @@ from pathlib import Path
 
 import jax
 
-from purejax_ad.config import check
+from purejax_ad.config import check, make_config_env
 from purejax_ad.presets import preset_config
-from purejax_ad.envs import make_env
+
 from purejax_ad.trainer import make_train
 
 
@@ -34,7 +34,7 @@ def tree_bytes(tree) -> int:
 
 def state_sizes(config) -> dict[str, int]:
     """Bytes per seed of the parts of one seed's train state."""
-    env = make_env(config.env, config.sticky_action_prob, config.minatar_time_limit)
+    env = make_config_env(config)
     trainer = make_train(config, env)
     state = jax.eval_shape(trainer.init, jax.random.key(0))
     learner = state.learner

@@ -26,9 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from purejax_ad.config import ALGOS, check
+from purejax_ad.config import ALGOS, check, make_config_env
 from purejax_ad.presets import preset_config
-from purejax_ad.envs import make_env
+
 from purejax_ad.run import seed_keys
 from purejax_ad.trainer import make_train
 
@@ -77,7 +77,7 @@ def measure(env_id: str, preset: str, num_seeds: int, updates: int, repeats: int
     config = check(preset_config(preset, env=env_id, num_seeds=num_seeds, learning_starts=warmup_steps,
                                  log_interval=chunk_steps, total_timesteps=total, eval_interval=0,
                                  buffer_size=min(base.buffer_size, total), **overrides))
-    env = make_env(config.env, config.sticky_action_prob, config.minatar_time_limit)
+    env = make_config_env(config)
     trainer = make_train(config, env)
     keys = seed_keys(config)
     t0 = time.perf_counter()

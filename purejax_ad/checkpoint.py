@@ -46,6 +46,25 @@ def _data_to_keys(tree, like):
     return jax.tree.map(lambda x, ref: jax.random.wrap_key_data(x) if _is_key(ref) else x, tree, like)
 
 
+def _is_empty(x) -> bool:
+    return isinstance(x, jax.Array | jax.ShapeDtypeStruct) and x.size == 0
+
+
+def _drop_empty(tree):
+    """Zero-size arrays (e.g. MJX data fields of a model without actuators) -> ``None``: orbax refuses them."""
+    return jax.tree.map(lambda x: None if _is_empty(x) else x, tree)
+
+
+def _restore_empty(tree, like):
+    """Put back the zero-size arrays :func:`_drop_empty` removed, as empty arrays shaped like ``like``'s."""
+    flat_like, treedef = jax.tree.flatten(like)
+    flat = jax.tree.leaves(tree)
+    it = iter(flat)
+    leaves = [jax.numpy.zeros(ref.shape, ref.dtype, device=getattr(ref, "sharding", None)) if _is_empty(ref)
+              else next(it) for ref in flat_like]
+    return jax.tree.unflatten(treedef, leaves)
+
+
 class Checkpointer:
     """Saves and restores ``(state, host_record)`` pairs under ``run_dir/checkpoints``.
 
@@ -76,7 +95,7 @@ class Checkpointer:
         if not self.replay:
             state = state._replace(buffer_state=None)
         self.manager.save(env_steps, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(_keys_to_data(state)), host=ocp.args.JsonSave(host)), force=True)
+            state=ocp.args.StandardSave(_drop_empty(_keys_to_data(state))), host=ocp.args.JsonSave(host)), force=True)
         self.manager.wait_until_finished()
 
     def restore(self, abstract_state: Any, env_steps: int | None = None) -> tuple[Any, dict, bool]:
@@ -99,8 +118,8 @@ class Checkpointer:
         has_replay = bool(host.get("checkpoint_replay", True))
         target = abstract_state if has_replay else abstract_state._replace(buffer_state=None)
         restored = self.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(_abstract_key_data(target))))
-        return _data_to_keys(restored.state, target), host, has_replay
+            state=ocp.args.StandardRestore(_drop_empty(_abstract_key_data(target)))))
+        return _data_to_keys(_restore_empty(restored.state, _abstract_key_data(target)), target), host, has_replay
 
     def close(self) -> None:
         """Release the manager's resources."""

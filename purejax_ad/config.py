@@ -16,16 +16,19 @@ from typing import Annotated, Literal
 
 import tyro
 
-from purejax_ad.envs import UnknownEnvError, action_space_kind, canonical_env_id
+from purejax_ad.envs import UnknownEnvError, action_space_kind, canonical_env_id, check_dmc_options, env_suite, make_env
 
-#: Algorithms (README "Methods"): the AD family (per-layer local TD learning), and backprop yardsticks.
-ALGOS = ("ad-dqn", "ad-qrdqn", "arq", "ad-backprop", "dqn", "qrdqn")
+#: Algorithms (README "Methods"): the AD family (per-layer local TD learning), backprop yardsticks, and the
+#: continuous-action pair (neuron-local DDPG, spec §13, and backprop DDPG).
+ALGOS = ("ad-dqn", "ad-qrdqn", "arq", "ad-backprop", "dqn", "qrdqn", "ndpg", "ddpg")
 #: Algorithms whose network is an AD cell stack (the others use a standard :class:`~purejax_ad.qnetwork.QNetwork`).
 AD_ALGOS = ("ad-dqn", "ad-qrdqn", "arq", "ad-backprop")
 #: Algorithms with quantile outputs (spec §7).
 QR_ALGOS = ("ad-qrdqn", "qrdqn")
-#: Action space each algo needs.
-ALGO_ACTION_SPACE = {algo: "discrete" for algo in ALGOS}
+#: Continuous-action actor-critic algorithms (:mod:`purejax_ad.actor_critic`).
+CONTINUOUS_ALGOS = ("ndpg", "ddpg")
+#: Action space each algo needs (DMC tasks offer both: bang-bang discretized or continuous).
+ALGO_ACTION_SPACE = {algo: "continuous" if algo in CONTINUOUS_ALGOS else "discrete" for algo in ALGOS}
 #: Hyperparameters that do not change shapes: a list of values on the CLI (``--learning-rate 1e-4,3e-4``)
 #: sweeps them inside one compiled program (traced per run, :class:`purejax_ad.ad_dqn.Hyperparams`).
 SWEEPABLE = ("learning_rate", "gamma", "max_grad_norm", "tau", "target_update_interval", "epsilon_start",
@@ -44,7 +47,7 @@ class Config:
     """Environment id (see ``purejax_ad.envs.ENV_REGISTRY``)."""
     algo: str = "ad-dqn"
     """Algorithm: ad-dqn (spec §1), ad-qrdqn (§7), arq (§11), ad-backprop (AD net, end-to-end backprop),
-    dqn, qrdqn (standard Q-network, backprop)."""
+    dqn, qrdqn (standard Q-network, backprop); continuous actions: ndpg (neuron-local DDPG, §13), ddpg."""
     preset: str = "classic-fast"
     """Name of the preset the values started from (recorded in outputs)."""
     num_seeds: int = 4
@@ -92,6 +95,25 @@ class Config:
     """N quantiles per action (ad-qrdqn, qrdqn; paper train.py: 10)."""
     qr_loss: Literal["as_published", "as_published_huber", "quantile_huber"] = "as_published"
     """Quirk Q4: 'as_published' = u^2 (expectile-style, the official code); 'quantile_huber' = QR-DQN, kappa 1."""
+    # --- continuous-action actor-critic: ddpg, ndpg (spec §13.4) -----------------------------------
+    actor_learning_rate: float = 1e-4
+    """Actor step size (ddpg, ndpg); learning_rate is the critic's."""
+    exploration_noise: float = 0.1
+    """Std of the Gaussian noise added to the actions while collecting data (ddpg; ndpg's output neurons)."""
+    node_noise: float = 0.1
+    """ndpg: std of the per-neuron perturbation of hidden pre-activations while collecting data (node
+    perturbation: makes each neuron's critic action weight identifiable, spec §13.4)."""
+    ndpg_critic: Literal["linear", "compatible"] = "linear"
+    """ndpg per-neuron critic: 'linear' = the draft's Q^n = th_v.v + th_a.a (constant dQ/da, faithful to §13.2);
+    'compatible' = the state-dependent DPG-compatible critic of §13.4."""
+    # --- DeepMind Control (MJX, spec §10.2) -------------------------------------------------------------
+    action_repeat: int = 1
+    """DMC: control steps per env step (1 = the paper: no action repeat)."""
+    fixed_env_reset_key: bool = False
+    """Q7: DMC initial states from one fixed stream (random=1) for every run and env (faithful: True; False
+    derives them from the agent's seed)."""
+    max_discrete_actions: int = 256
+    """DMC: refuse bang-bang action sets larger than this (quadruped: 2^12 = 4096)."""
     torso: Literal["auto", "mlp", "minatar-conv"] = "auto"
     """dqn/qrdqn network: 'auto' = the MinAtar paper's conv net on MinAtar, else an MLP of net_arch."""
     # --- optimisation (spec §5) -------------------------------------------------------------------
@@ -246,7 +268,7 @@ def validate(config: Config) -> list[str]:
         problems.append(str(e))
     if c.algo not in ALGOS:
         problems.append(f"unknown algo {c.algo!r}; valid algos: {', '.join(ALGOS)}")
-    elif not problems and action_space_kind(c.env) != ALGO_ACTION_SPACE[c.algo]:
+    elif not problems and action_space_kind(c.env) not in (ALGO_ACTION_SPACE[c.algo], "both"):
         fitting = [a for a, kind in ALGO_ACTION_SPACE.items() if kind == action_space_kind(c.env)]
         problems.append(f"env {c.env} has {action_space_kind(c.env)} actions but algo {c.algo} needs "
                         f"{ALGO_ACTION_SPACE[c.algo]} actions (algos for this env: {', '.join(fitting) or 'none yet'})")
@@ -315,7 +337,30 @@ def validate(config: Config) -> list[str]:
         problems.append(f"inject_nan seed {c.inject_nan[0]} is not among the {c.num_seeds} seeds")
     problems += _algo_problems(c)
     problems += _sweep_problems(c)
+    if not problems and env_suite(c.env) == "dmc":
+        if c.sticky_action_prob:
+            problems.append("sticky_action_prob applies to MinAtar; DMC tasks have no sticky actions")
+        try:
+            check_dmc_options(c.env, c.algo in CONTINUOUS_ALGOS, c.action_repeat, c.max_discrete_actions)
+        except ValueError as e:
+            problems.append(str(e))
+    if c.algo in CONTINUOUS_ALGOS:
+        if c.actor_learning_rate <= 0:
+            problems.append(f"actor_learning_rate must be > 0, got {c.actor_learning_rate}")
+        if c.exploration_noise < 0 or c.node_noise < 0:
+            problems.append("exploration_noise and node_noise must be >= 0")
+        if c.ndpg_critic not in ("linear", "compatible"):
+            problems.append(f"ndpg_critic must be 'linear' or 'compatible', got {c.ndpg_critic!r}")
     return problems
+
+
+def make_config_env(config: Config):
+    """The :class:`~purejax_ad.envs.Environment` a config trains on (continuous actions for ddpg/ndpg,
+    bang-bang discretized DMC for the Q-learning algos)."""
+    c = config
+    return make_env(c.env, c.sticky_action_prob, c.minatar_time_limit, continuous=c.algo in CONTINUOUS_ALGOS,
+                    action_repeat=c.action_repeat, fixed_env_reset_key=c.fixed_env_reset_key,
+                    max_discrete_actions=c.max_discrete_actions)
 
 
 def _algo_problems(c: Config) -> list[str]:

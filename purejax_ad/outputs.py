@@ -15,7 +15,7 @@ import numpy as np
 from purejax_ad.config import Config
 
 QUIRKS = ("truncation_starts_episode", "advance_context_on_random_action", "replay_padding", "shared_init_key",
-          "sticky_action_prob", "minatar_time_limit", "td_loss", "qr_loss")
+          "sticky_action_prob", "minatar_time_limit", "td_loss", "qr_loss", "fixed_env_reset_key")
 
 
 def config_record(config: Config) -> dict:
@@ -103,6 +103,15 @@ class RunWriter:
         self._write(self._eval, rows)
         return rows
 
+    def write_rows(self, kind: str, rows: list[dict]) -> list[dict]:
+        """Append ready-made rows to ``"metrics"`` (metrics.csv) or ``"eval"`` (eval.csv) and flush.
+
+        For producers that build their rows themselves (the brax SAC baseline, ``purejax_ad.sac``); a
+        column missing from a row is written empty. Returns ``rows``.
+        """
+        self._write({"metrics": self._metrics, "eval": self._eval}[kind], rows)
+        return rows
+
     def _write(self, handle, rows):
         if not self.enabled:
             return
@@ -136,13 +145,14 @@ def mean_and_se(values) -> tuple[float, float]:
 
 
 def plot_learning_curve(metric_rows: list[dict], eval_rows: list[dict], path: str | os.PathLike, title: str,
-                        config_labels: list[str] | None = None) -> None:
+                        config_labels: list[str] | None = None, panel_titles: tuple[str, str] | None = None) -> None:
     """Mean training return over seeds with a +-3 SE band (the paper's style), and per-layer eval.
 
     Args:
       metric_rows / eval_rows: rows as written by :class:`RunWriter` (a ``config`` key per row, 0 if absent).
       config_labels: one legend label per sweep config; with more than one config, one curve per config and
         the evaluation panel shows the full-network policy of each.
+      panel_titles: ``(left, right)`` panel titles instead of the AD ones (training return; per-layer eval).
     """
     import matplotlib
 
@@ -162,7 +172,8 @@ def plot_learning_curve(metric_rows: list[dict], eval_rows: list[dict], path: st
     for c in configs:
         rows = [r for r in metric_rows if r.get("config", 0) == c]
         band(axes[0], rows, "env_steps", "episodic_return", labels[c] if len(configs) > 1 else None, f"C{c % 10}")
-    axes[0].set(xlabel="env steps (per seed)", ylabel="episodic return", title="training return (mean, ±3 SE)")
+    panel_titles = panel_titles or ("training return (mean, ±3 SE)", "per-layer evaluation (ε=0.05)")
+    axes[0].set(xlabel="env steps (per seed)", ylabel="episodic return", title=panel_titles[0])
     layers = sorted({r["layers"] for r in eval_rows})
     if len(configs) > 1:
         for c in configs:
@@ -172,7 +183,7 @@ def plot_learning_curve(metric_rows: list[dict], eval_rows: list[dict], path: st
         for i in layers:
             rows = [r for r in eval_rows if r["layers"] == i]
             band(axes[1], rows, "env_steps", "mean_return", f"mean of layers 1..{i}", f"C{i - 1}", "o")
-    axes[1].set(xlabel="env steps (per seed)", ylabel="eval return", title="per-layer evaluation (ε=0.05)")
+    axes[1].set(xlabel="env steps (per seed)", ylabel="eval return", title=panel_titles[1])
     for ax in axes:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)

@@ -32,8 +32,10 @@ from tqdm.auto import tqdm
 
 from purejax_ad.ad_dqn import Hyperparams
 from purejax_ad.checkpoint import Checkpointer
-from purejax_ad.config import AD_ALGOS, QR_ALGOS, Config, ConfigError, check
-from purejax_ad.envs import make_env
+from purejax_ad.config import AD_ALGOS, CONTINUOUS_ALGOS, QR_ALGOS, Config, ConfigError, check, make_config_env
+from purejax_ad.dmc import DMC_ACTION_DIMS, DMC_ENVS, EPISODE_LENGTH
+from purejax_ad.envs import canonical_env_id, env_suite
+
 from purejax_ad.outputs import RunWriter, config_record, mean_and_se, plot_learning_curve
 from purejax_ad.trainer import make_train
 
@@ -178,7 +180,7 @@ def run(config: Config, progress: bool = True, resume: bool = False) -> dict:
         jax.distributed.initialize()
     out = Path(config.out) if config.out else default_out_dir(config)
     check(config, out, resume)
-    env = make_env(config.env, config.sticky_action_prob, config.minatar_time_limit)
+    env = make_config_env(config)
     trainer = make_train(config, env)
     L, S = trainer.network.num_layers, config.num_seeds
     R = config.num_configs * S  # runs: (sweep config, seed) pairs, config-major
@@ -364,6 +366,11 @@ def _summary(config: Config, host: dict, stop_reason, faults, compile_s: float, 
         summary["num_quantiles"] = config.num_quantiles
     if config.algo in AD_ALGOS:
         summary["cell"] = config.network_cell
+    if env_suite(config.env) == "dmc":
+        m = DMC_ACTION_DIMS[DMC_ENVS[canonical_env_id(config.env)]]
+        summary["dmc"] = {"actions": "continuous" if config.algo in CONTINUOUS_ALGOS else f"bang-bang, {2**m} actions",
+                          "action_repeat": config.action_repeat, "episode_length": EPISODE_LENGTH,
+                          "fixed_env_reset_key": config.fixed_env_reset_key, "simulator": "MJX (Playground, impl=jax)"}
     if stop_reason is not None:
         summary["resume_command"] = resume_command(out) if checkpoint is not None else None
     if stop_reason == "nonfinite":

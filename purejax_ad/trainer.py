@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from purejax_ad import ad_dqn
 from purejax_ad.ad_dqn import Hyperparams
-from purejax_ad.config import AD_ALGOS, QR_ALGOS, Config
+from purejax_ad.config import AD_ALGOS, CONTINUOUS_ALGOS, QR_ALGOS, Config
 from purejax_ad.envs import Environment
 from purejax_ad.evaluation import epsilon_greedy, evaluate
 from purejax_ad.network import ADNetwork
@@ -171,7 +171,12 @@ def layers_finite(params) -> jax.Array:
 
 
 def make_train(config: Config, env: Environment) -> Trainer:
-    """Build the pure per-seed training functions of ``config`` on ``env``."""
+    """Build the pure per-seed training functions of ``config`` on ``env`` (continuous-action algos:
+    :func:`purejax_ad.actor_critic.make_actor_critic_train`, same interface)."""
+    if config.algo in CONTINUOUS_ALGOS:
+        from purejax_ad.actor_critic import make_actor_critic_train
+
+        return make_actor_critic_train(config, env)
     c = config
     network = make_network(c, env)
     default_hyper = Hyperparams.from_values(c)
