@@ -3,7 +3,7 @@
 ``paper-minatar`` is the official ``scripts/train.py`` column with every quirk at its faithful setting;
 ``classic-fast`` is a small CPU config tuned for CartPole-v1; ``arq-minatar`` ARQ's MinAtar column;
 ``minatar-dqn`` / ``classic-dqn`` the backprop DQN baselines; ``paper-minatar-<ablation>`` the AD paper's
-ablations; ``paper-dmc`` / ``arq-dmc`` / ``dmc-fast`` DeepMind Control (bang-bang); ``ddpg-dmc`` the
+ablations; ``paper-dmc`` / ``arq-dmc`` / ``dmc-fast`` DeepMind Control (bang-bang); ``ddpg-dmc-fast`` the
 continuous-action pair. Every preset also records its name in ``Config.preset``.
 """
 
@@ -70,6 +70,13 @@ PRESETS["arq-dmc"] = dict(PRESETS["paper-dmc"], algo="arq", action_encoding="bin
 PRESETS["dmc-fast"] = dict(
     PRESETS["classic-fast"], env="dmc/cartpole-balance", total_timesteps=100_000, eval_interval=50_000,
     num_eval_episodes=4, log_interval=10_000,
+)
+# Continuous actions on dmc/cartpole-balance (CPU, tried here once, not tuned; not a paper setting): DDPG-style
+# soft targets (tau 0.005 after every update), MLPs 256-256, lr 1e-3 for critic and actor, batch 256, 60k steps.
+# `--algo ndpg` runs the neuron-local learner with the same values.
+PRESETS["ddpg-dmc-fast"] = dict(
+    PRESETS["dmc-fast"], algo="ddpg", net_arch=(256, 256), learning_rate=1e-3, actor_learning_rate=1e-3,
+    tau=0.005, target_update_interval=4, batch_size=256, total_timesteps=60_000, eval_interval=30_000,
 )
 # The AD paper's ablations (Figs. 5-6): paper-minatar with one connection type removed, one layer of width
 # 128/256/512, or acting with the last layer only.

@@ -366,6 +366,8 @@ def _summary(config: Config, host: dict, stop_reason, faults, compile_s: float, 
         summary["num_quantiles"] = config.num_quantiles
     if config.algo in AD_ALGOS:
         summary["cell"] = config.network_cell
+    if config.algo == "ndpg":
+        summary["ndpg_critic"] = config.ndpg_critic
     if env_suite(config.env) == "dmc":
         m = DMC_ACTION_DIMS[DMC_ENVS[canonical_env_id(config.env)]]
         summary["dmc"] = {"actions": "continuous" if config.algo in CONTINUOUS_ALGOS else f"bang-bang, {2**m} actions",
