@@ -56,7 +56,8 @@ def test_cli_paper_preset_sets_faithful_quirks(tmp_path):
     assert config["quirks"] == {"truncation_starts_episode": False, "advance_context_on_random_action": False,
                                 "replay_padding": "repeat_first", "shared_init_key": True,
                                 "sticky_action_prob": None, "minatar_time_limit": "original", "td_loss": "mse",
-                                "qr_loss": "as_published"}
+                                "qr_loss": "as_published",
+                                "fixed_env_reset_key": False}  # Q7 is a DMC quirk (paper-dmc sets it)
     assert config["learning_rate"] == 2.5e-4 and config["train_frequency"] == 2
 
 
