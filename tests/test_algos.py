@@ -14,7 +14,7 @@ import pytest
 
 from purejax_ad import ad_dqn
 from purejax_ad.cells import ARQCell, MlpADCell, action_codes, goodness
-from purejax_ad.config import ALGOS
+from purejax_ad.config import ALGOS, CONTINUOUS_ALGOS
 from purejax_ad.presets import preset_config
 from purejax_ad.envs import make_env
 from purejax_ad.losses import quantile_regression_loss, quantile_td_target
@@ -290,12 +290,14 @@ def test_every_algo_learns_the_one_step_probe(algo):
 @pytest.mark.parametrize("algo", ALGOS)
 def test_every_algo_runs_from_the_cli_with_one_schema(algo, tmp_path):
     out = tmp_path / algo
-    proc = run_cli(*TINY, "--algo", algo, "--num-quantiles", "3", "--out", str(out))
+    env = "Pendulum-v1" if algo in CONTINUOUS_ALGOS else "CartPole-v1"  # continuous actions for ddpg/ndpg
+    proc = run_cli(*TINY, "--env", env, "--algo", algo, "--num-quantiles", "3", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["algo"] == algo and summary["complete"]
+    assert summary["algo"] == algo and summary["complete"] and summary["env"] == env
     assert ("qr_loss" in summary) == (algo in ("ad-qrdqn", "qrdqn"))
-    layers = 1 if algo in ("dqn", "qrdqn") else 2
+    assert ("ndpg_critic" in summary) == (algo == "ndpg")
+    layers = 1 if algo in ("dqn", "qrdqn", *CONTINUOUS_ALGOS) else 2
     header = next(csv.reader((out / "metrics.csv").open()))
     assert header == ["config", "seed", "env_steps", "episodic_return", "num_episodes", "epsilon",
                       *[f"td_loss_l{i + 1}" for i in range(layers)], *[f"q_mean_l{i + 1}" for i in range(layers)]]
