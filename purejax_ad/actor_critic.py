@@ -29,7 +29,7 @@ from purejax_ad.ad_dqn import Hyperparams
 from purejax_ad.config import Config
 from purejax_ad.envs import Environment
 from purejax_ad.replay import make_replay_buffer
-from purejax_ad.trainer import ChunkMetrics, Trainer, TrainState, layers_finite, mean_recent_return, record_returns
+from purejax_ad.trainer import Trainer, TrainState, make_chunk_loop, record_returns
 
 
 class ActorCriticNetwork(NamedTuple):
@@ -162,21 +162,8 @@ def make_actor_critic_train(config: Config, env: Environment) -> Trainer:
                                                 state.hyper, c.train_frequency)
         return state._replace(learner=learner, key=key), metrics
 
-    def update_step(carry, _):
-        state, loss_sum, q_sum = carry
-        state, _ = jax.lax.scan(env_step, state, length=c.iters_per_update)
-        state, metrics = learn(state)
-        return (state, loss_sum + metrics["td_loss"], q_sum + metrics["q_mean"]), None
-
-    def train_chunk(state: TrainState) -> tuple[TrainState, ChunkMetrics]:
-        zeros = jnp.zeros((1,), jnp.float32)
-        (state, loss_sum, q_sum), _ = jax.lax.scan(update_step, (state, zeros, zeros), length=c.updates_per_chunk)
-        n = c.updates_per_chunk
-        metrics = ChunkMetrics(state.env_steps, mean_recent_return(state.recent_returns, state.num_episodes),
-                               state.num_episodes, loss_sum / n, q_sum / n,
-                               jnp.asarray(c.exploration_noise, jnp.float32),
-                               layers_finite(state.learner.params) & jnp.isfinite(loss_sum))
-        return state, metrics
+    train_chunk, train = make_chunk_loop(c, 1, init, warmup, env_step, learn,
+                                         lambda state: jnp.asarray(c.exploration_noise, jnp.float32))
 
     def evaluate(state: TrainState, key: jax.Array) -> jax.Array:
         """``[1]``: mean return of the noise-free policy over ``num_eval_episodes`` fresh episodes."""
@@ -198,9 +185,5 @@ def make_actor_critic_train(config: Config, env: Environment) -> Trainer:
         carry = (jnp.zeros((), jnp.int32), k_run, obs, env_state, jnp.zeros((n,), bool), jnp.zeros((n,), jnp.float32))
         ret = jax.lax.while_loop(cond, body, carry)[-1]
         return jnp.mean(ret)[None]
-
-    def train(key: jax.Array, hyper: Hyperparams | None = None) -> tuple[TrainState, ChunkMetrics]:
-        state = warmup(init(key, hyper))
-        return jax.lax.scan(lambda s, _: train_chunk(s), state, length=c.num_chunks)
 
     return Trainer(c, network, init, warmup, train_chunk, evaluate, train, lambda state: env_step(state)[0], learn)

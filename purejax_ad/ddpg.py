@@ -139,6 +139,8 @@ def mlp(layers: tuple, x: jax.Array) -> jax.Array:
 
 
 def ddpg_init(key: jax.Array, obs_size: int, action_dim: int, net_arch: tuple[int, ...]) -> DDPGParams:
+    """Fresh DDPG parameters: actor MLP ``obs_size -> net_arch -> action_dim`` and critic MLP
+    ``obs_size + action_dim -> net_arch -> 1`` (independent keys)."""
     k_actor, k_critic = jax.random.split(key)
     return DDPGParams(init_mlp(k_actor, (obs_size, *net_arch, action_dim)),
                       init_mlp(k_critic, (obs_size + action_dim, *net_arch, 1)))

@@ -248,28 +248,45 @@ def make_train(config: Config, env: Environment) -> Trainer:
                                          c.double_q, c.td_loss, local_learning, c.qr_loss)
         return state._replace(learner=learner, key=key), metrics
 
+    train_chunk, train = make_chunk_loop(c, L, init, warmup, env_step, learn,
+                                         lambda state: epsilon_schedule(state.env_steps, c, state.hyper))
+
+    def evaluate_state(state: TrainState, key: jax.Array) -> jax.Array:
+        return evaluate(network, env, state.learner.params, key, c.num_eval_episodes, c.eval_epsilon,
+                        c.eval_max_steps, c.advance_context_on_random_action)
+
+    return Trainer(c, network, init, warmup, train_chunk, evaluate_state, train,
+                   lambda state: env_step(state)[0], learn)
+
+
+def make_chunk_loop(config: Config, num_layers: int, init: Callable, warmup: Callable, env_step: Callable,
+                    learn: Callable, exploration: Callable) -> tuple[Callable, Callable]:
+    """The loop structure every trainer shares: ``(train_chunk, train)``.
+
+    ``train_chunk`` scans ``updates_per_chunk`` times "``iters_per_update`` vectorised env steps
+    (``env_step(state, _) -> (state, None)``), then ``learn(state) -> (state, metrics)``" and returns
+    :class:`ChunkMetrics` aggregated over the chunk (``metrics["td_loss"]`` / ``["q_mean"]`` are ``[num_layers]``;
+    ``exploration(state)`` fills the ``epsilon`` field). ``train(key, hyper)`` is warm-up then ``num_chunks`` chunks.
+    """
+    c = config
+
     def update_step(carry, _):
         state, loss_sum, q_sum = carry
         state, _ = jax.lax.scan(env_step, state, length=c.iters_per_update)
         state, metrics = learn(state)
         return (state, loss_sum + metrics["td_loss"], q_sum + metrics["q_mean"]), None
 
-    def train_chunk(state: TrainState) -> tuple[TrainState, ChunkMetrics]:
-        zeros = jnp.zeros((L,), jnp.float32)
+    def train_chunk(state):
+        zeros = jnp.zeros((num_layers,), jnp.float32)
         (state, loss_sum, q_sum), _ = jax.lax.scan(update_step, (state, zeros, zeros), length=c.updates_per_chunk)
         n = c.updates_per_chunk
         metrics = ChunkMetrics(state.env_steps, mean_recent_return(state.recent_returns, state.num_episodes),
-                               state.num_episodes, loss_sum / n, q_sum / n, epsilon_schedule(state.env_steps, c, state.hyper),
+                               state.num_episodes, loss_sum / n, q_sum / n, exploration(state),
                                layers_finite(state.learner.params) & jnp.isfinite(loss_sum))
         return state, metrics
 
-    def evaluate_state(state: TrainState, key: jax.Array) -> jax.Array:
-        return evaluate(network, env, state.learner.params, key, c.num_eval_episodes, c.eval_epsilon,
-                        c.eval_max_steps, c.advance_context_on_random_action)
-
-    def train(key: jax.Array, hyper: Hyperparams | None = None) -> tuple[TrainState, ChunkMetrics]:
+    def train(key: jax.Array, hyper: Hyperparams | None = None):
         state = warmup(init(key, hyper))
         return jax.lax.scan(lambda s, _: train_chunk(s), state, length=c.num_chunks)
 
-    return Trainer(c, network, init, warmup, train_chunk, evaluate_state, train,
-                   lambda state: env_step(state)[0], learn)
+    return train_chunk, train
