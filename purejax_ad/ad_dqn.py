@@ -72,24 +72,29 @@ class LearnerState(NamedTuple):
     num_updates: jax.Array
 
 
-@optax.inject_hyperparams
-def make_optimizer(learning_rate: float, max_grad_norm: float, b1: float = 0.9, b2: float = 0.99,
-                   eps: float = 1e-8) -> optax.GradientTransformation:
-    """The per-layer chain of the official code (spec §5): clip -> Adam scaling -> constant learning rate.
+def _make_optimizer(learning_rate: float, max_grad_norm: float, b1: float = 0.9, b2: float = 0.99,
+                    eps: float = 1e-8, decay_updates: int = 0) -> optax.GradientTransformation:
+    chain = [optax.clip_by_global_norm(max_grad_norm), optax.scale_by_adam(b1=b1, b2=b2, eps=eps)]
+    if decay_updates:
+        chain.append(optax.scale_by_schedule(optax.linear_schedule(1.0, 0.0, decay_updates)))
+    return optax.chain(*chain, optax.scale(-learning_rate))
 
-    Wrapped in ``optax.inject_hyperparams``: the values live in the optimiser state, so they may be
-    traced (one per run of a sweep); ``update`` reads them from the state.
+
+make_optimizer = optax.inject_hyperparams(_make_optimizer, static_args=("decay_updates",))
+make_optimizer.__doc__ = """The per-layer chain of the official code (spec §5): clip -> Adam scaling -> learning rate.
+
+    ``decay_updates > 0`` (static) multiplies the step by ``1 - n / decay_updates`` (floored at 0) after ``n``
+    updates, i.e. a linear decay of the learning rate to 0 (``Config.lr_schedule = "linear"``); ``0`` keeps it
+    constant, as the official code does. Wrapped in ``optax.inject_hyperparams``: the numeric values live in the
+    optimiser state, so they may be traced (one per run of a sweep); ``update`` reads them from the state.
     """
-    return optax.chain(
-        optax.clip_by_global_norm(max_grad_norm),
-        optax.scale_by_adam(b1=b1, b2=b2, eps=eps),
-        optax.scale(-learning_rate),
-    )
 
 
-def optimizer_for(hyper: Hyperparams) -> optax.GradientTransformation:
-    """The per-layer optimiser with the (possibly traced) values of ``hyper``."""
-    return make_optimizer(hyper.learning_rate, hyper.max_grad_norm, hyper.adam_b1, hyper.adam_b2, hyper.adam_eps)
+def optimizer_for(hyper: Hyperparams, decay_updates: int = 0) -> optax.GradientTransformation:
+    """The per-layer optimiser with the (possibly traced) values of ``hyper``; ``decay_updates`` as in
+    :func:`make_optimizer` (``Config.total_updates`` for ``lr_schedule="linear"``, else 0)."""
+    return make_optimizer(hyper.learning_rate, hyper.max_grad_norm, hyper.adam_b1, hyper.adam_b2, hyper.adam_eps,
+                          decay_updates)
 
 
 def init_learner(network: ADNetwork, tx: optax.GradientTransformation, key: jax.Array,

@@ -123,6 +123,9 @@ class Config:
     adam_eps: float = 1e-8
     max_grad_norm: float = 1.0
     """Per-layer global-norm gradient clip."""
+    lr_schedule: Literal["constant", "linear"] = "constant"
+    """'constant' (the official code); 'linear': the learning rate decays linearly from learning_rate to 0
+    over the run's updates (``total_updates``), as in PureJaxRL's LR_LINEAR_DECAY (not ndpg)."""
     gamma: float = 0.99
     double_q: bool = True
     td_loss: Literal["mse", "huber"] = "mse"
@@ -254,6 +257,11 @@ class Config:
         return max(self.num_envs, size // self.num_envs * self.num_envs)
 
     @property
+    def total_updates(self) -> int:
+        """Updates per seed over the whole run (every chunk after the warm-up)."""
+        return self.num_chunks * self.updates_per_chunk
+
+    @property
     def target_update_period(self) -> int:
         """Updates between target copies."""
         return max(1, self.target_update_interval // self.train_frequency)
@@ -349,6 +357,8 @@ def validate(config: Config) -> list[str]:
             problems.append(f"actor_learning_rate must be > 0, got {c.actor_learning_rate}")
         if c.exploration_noise < 0 or c.node_noise < 0:
             problems.append("exploration_noise and node_noise must be >= 0")
+        if c.algo == "ndpg" and c.lr_schedule != "constant":
+            problems.append("lr_schedule 'linear' is not implemented for ndpg (plain per-neuron SGD)")
         if c.ndpg_critic not in ("linear", "compatible"):
             problems.append(f"ndpg_critic must be 'linear' or 'compatible', got {c.ndpg_critic!r}")
     return problems

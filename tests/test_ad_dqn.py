@@ -167,3 +167,27 @@ def test_shared_init_key_quirk():
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     kernel = lambda p: np.asarray(p["params"]["fc_z1"]["kernel"])
     assert not np.allclose(kernel(split[0]), kernel(split[1]))
+
+
+def test_linear_lr_schedule_decays_each_step_to_zero():
+    """lr_schedule='linear': update n (0-based) moves by lr * (1 - n / N) times the plain Adam direction; after N
+    updates the parameters stop moving. Reference: the constant-lr chain with the factor applied by hand."""
+    lr, N = 1e-2, 4
+    decayed, plain = ad_dqn.make_optimizer(lr, 1.0, decay_updates=N), ad_dqn.make_optimizer(lr, 1.0)
+    params = {"w": jnp.array([1.0, -2.0, 3.0])}
+    s_dec, s_plain = decayed.init(params), plain.init(params)
+    for n in range(N + 2):
+        grads = {"w": jnp.array([0.3, -0.1, 0.2]) * (n + 1)}
+        u_dec, s_dec = decayed.update(grads, s_dec, params)
+        u_plain, s_plain = plain.update(grads, s_plain, params)
+        factor = max(0.0, 1.0 - n / N)
+        np.testing.assert_allclose(np.asarray(u_dec["w"]), factor * np.asarray(u_plain["w"]), rtol=1e-6, atol=1e-9)
+    assert factor == 0.0
+
+
+def test_lr_schedule_total_updates_counts_the_run():
+    from purejax_ad.config import Config
+
+    c = Config(total_timesteps=10_000, num_envs=4, learning_starts=2_000, train_frequency=4, log_interval=1_000)
+    # 2000 warm-up env steps, then 8000 env steps at one update per 4: 2000 updates in 8 chunks of 250
+    assert c.total_updates == 2_000 == c.num_chunks * c.updates_per_chunk
