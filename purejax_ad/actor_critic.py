@@ -87,9 +87,8 @@ def make_actor_critic_train(config: Config, env: Environment) -> Trainer:
     def optimizers(hyper: Hyperparams):
         """(critic, actor) optax transformations; their values live in the optimiser state (traced)."""
         if c.algo == "ddpg":
-            decay_updates = c.total_updates if c.lr_schedule == "linear" else 0
             make = lambda lr: ad_dqn.make_optimizer(lr, hyper.max_grad_norm, hyper.adam_b1, hyper.adam_b2,
-                                                    hyper.adam_eps, decay_updates)
+                                                    hyper.adam_eps, c.lr_decay_updates)
         else:
             make = ddpg.local_optimizer
         return make(hyper.learning_rate), make(jnp.asarray(c.actor_learning_rate, jnp.float32))

@@ -262,6 +262,12 @@ class Config:
         return self.num_chunks * self.updates_per_chunk
 
     @property
+    def lr_decay_updates(self) -> int:
+        """Updates over which the learning rate decays to 0: ``total_updates`` for ``lr_schedule="linear"``,
+        else 0 (constant); the static argument of :func:`purejax_ad.ad_dqn.make_optimizer`."""
+        return self.total_updates if self.lr_schedule == "linear" else 0
+
+    @property
     def target_update_period(self) -> int:
         """Updates between target copies."""
         return max(1, self.target_update_interval // self.train_frequency)

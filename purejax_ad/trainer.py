@@ -180,8 +180,7 @@ def make_train(config: Config, env: Environment) -> Trainer:
     c = config
     network = make_network(c, env)
     default_hyper = Hyperparams.from_values(c)
-    decay_updates = c.total_updates if c.lr_schedule == "linear" else 0
-    tx = ad_dqn.optimizer_for(default_hyper, decay_updates)  # its update reads each run's values from the optimiser state
+    tx = ad_dqn.optimizer_for(default_hyper, c.lr_decay_updates)  # update reads each run's values from its state
     local_learning = c.algo != "ad-backprop"
     buffer = make_replay_buffer(c.num_envs, c.effective_buffer_size, c.batch_size, c.sequence_length)
     E, L = c.num_envs, network.num_layers
@@ -196,7 +195,8 @@ def make_train(config: Config, env: Environment) -> Trainer:
     def init(key: jax.Array, hyper: Hyperparams | None = None) -> TrainState:
         hyper = default_hyper if hyper is None else hyper
         k_params, k_env, key = jax.random.split(key, 3)
-        learner = ad_dqn.init_learner(network, ad_dqn.optimizer_for(hyper, decay_updates), k_params, c.shared_init_key)
+        tx_run = ad_dqn.optimizer_for(hyper, c.lr_decay_updates)
+        learner = ad_dqn.init_learner(network, tx_run, k_params, c.shared_init_key)
         obs, env_state = jax.vmap(env.reset)(jax.random.split(k_env, E))
         actor = ActorState(env_state, obs, network.initial_context((E,)), jnp.ones((E,), bool),
                            jnp.zeros((E,), jnp.float32), jnp.zeros((E,), jnp.int32))
