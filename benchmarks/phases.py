@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from purejax_ad import ad_dqn
 from purejax_ad.context import replayed_contexts
 from purejax_ad.evaluation import epsilon_greedy
-from purejax_ad.replay import Transition, make_replay_buffer, prepare_sequences
+from purejax_ad.replay import prepare_sequences
 
 
 def _time(fn, *args, repeats: int) -> float:
@@ -43,7 +43,7 @@ def phase_times(trainer, env, state, repeats: int = 5) -> dict[str, float]:
       ``{phase: seconds per update cycle}`` (env-step phases multiplied by ``iters_per_update``).
     """
     c, net = trainer.config, trainer.network
-    buffer = make_replay_buffer(c.num_envs, c.effective_buffer_size, c.batch_size, c.sequence_length)
+    replay = trainer.replay
     tx = ad_dqn.optimizer_for(ad_dqn.Hyperparams.from_values(c))
     E = c.num_envs
 
@@ -56,12 +56,12 @@ def phase_times(trainer, env, state, repeats: int = 5) -> dict[str, float]:
         return jax.vmap(env.step)(jax.random.split(s.key, E), s.actor.env_state, actions)
 
     def replay_add(s):
-        t = Transition(s.actor.obs.astype(env.obs_storage_dtype), jnp.zeros((E,), jnp.int32), jnp.zeros((E,)),
-                       jnp.zeros((E,), bool), s.actor.obs.astype(env.obs_storage_dtype), jnp.zeros((E,), bool))
-        return buffer.add(s.buffer_state, jax.tree.map(lambda x: x[:, None], t))
+        stored = jax.tree.map(lambda x: x[:, 0], s.buffer_state.steps.experience)  # [E]: a step's layout
+        return replay.add(s.buffer_state, stored._replace(obs=replay.codec.encode(s.actor.obs)), s.actor.obs)
 
     def sample(s):
-        return prepare_sequences(buffer.sample(s.buffer_state, s.key).experience, c.replay_padding)
+        return prepare_sequences(replay.sample(s.buffer_state, s.key, s.actor.obs), c.replay_padding,
+                                 c.context_source == "stored")
 
     def context(s, batch):
         return replayed_contexts(net, s.learner.params, s.learner.target_params, batch.obs_seq, batch.reset)

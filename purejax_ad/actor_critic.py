@@ -10,8 +10,9 @@ as one "layer" (``L = 1``), ``learner.params`` is a 1-tuple holding the whole ag
 * Then a ``lax.scan`` of "``train_frequency`` env steps of the behaviour policy, one update" (as
   :mod:`purejax_ad.trainer`). Behaviour: ddpg ``clip(μ(s) + N(0, exploration_noise²))``; ndpg the
   node-perturbed net of :func:`purejax_ad.ddpg.ndpg_explore`.
-* Replay: a flashbax trajectory buffer of single transitions (sequence length 1), each with the float32
-  ``[m]`` action taken and, for ndpg, the hidden pre-activation noise (:class:`purejax_ad.ddpg.Transition`).
+* Replay: the compact buffer of :mod:`purejax_ad.replay`, sampled as single steps (sequence length 1);
+  a step stores the float32 ``[m]`` action taken and, for ndpg, the hidden pre-activation noise as extras;
+  a sampled batch is a :class:`purejax_ad.ddpg.Transition`.
 * Evaluation: the noise-free policy, ``num_eval_episodes`` episodes capped at ``eval_max_steps``; ``[1]``.
 * Metrics: ``td_loss`` / ``q_mean`` ``[1]`` (ddpg: the critic's; ndpg: means over all neurons' critics),
   ``epsilon`` = ``exploration_noise``.
@@ -28,7 +29,7 @@ from purejax_ad import ad_dqn, ddpg
 from purejax_ad.ad_dqn import Hyperparams
 from purejax_ad.config import Config
 from purejax_ad.envs import Environment
-from purejax_ad.replay import make_replay_buffer
+from purejax_ad.replay import StoredStep, make_replay, obs_codec, pack_flags
 from purejax_ad.trainer import Trainer, TrainState, make_chunk_loop, record_returns
 
 
@@ -82,7 +83,7 @@ def make_actor_critic_train(config: Config, env: Environment) -> Trainer:
                                  "mlp" if c.algo == "ddpg" else c.ndpg_critic)
     default_hyper = Hyperparams.from_values(c)
     E, m = c.num_envs, env.action_dim
-    buffer = make_replay_buffer(E, c.effective_buffer_size, c.batch_size, 1)
+    replay = make_replay(obs_codec(env), E, c.effective_buffer_size, c.batch_size, 1, env.max_episode_steps)
 
     def optimizers(hyper: Hyperparams):
         """(critic, actor) optax transformations; their values live in the optimiser state (traced)."""
@@ -109,10 +110,10 @@ def make_actor_critic_train(config: Config, env: Environment) -> Trainer:
                                       (txc.init(params.critic), txa.init(params.actor)), jnp.zeros((), jnp.int32))
         obs, env_state = jax.vmap(env.reset)(jax.random.split(k_env, E))
         actor = ACActorState(env_state, obs, jnp.zeros((E,), jnp.float32), jnp.zeros((E,), jnp.int32))
-        example = ddpg.Transition(jnp.zeros((env.obs_size,), jnp.float32), jnp.zeros((m,), jnp.float32),
-                                  jnp.zeros((), jnp.float32), jnp.zeros((), bool),
-                                  jnp.zeros((env.obs_size,), jnp.float32), noise_example())
-        return TrainState(actor, learner, buffer.init(example), key, hyper, jnp.zeros((), jnp.int32),
+        example = StoredStep(replay.codec.encode(jnp.zeros((env.obs_size,), jnp.float32)),
+                             jnp.zeros((m,), jnp.float32), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.uint8),
+                             noise_example())
+        return TrainState(actor, learner, replay.init(example), key, hyper, jnp.zeros((), jnp.int32),
                           jnp.zeros((c.return_window,), jnp.float32), jnp.zeros((), jnp.int32))
 
     def behaviour(params, obs, key, random: bool):
@@ -133,8 +134,9 @@ def make_actor_critic_train(config: Config, env: Environment) -> Trainer:
         key, k_act, k_env = jax.random.split(state.key, 3)
         action, noise = behaviour(state.learner.params[0], actor.obs, k_act, random)
         out = jax.vmap(env.step)(jax.random.split(k_env, E), actor.env_state, action)
-        transition = ddpg.Transition(actor.obs, action, out.reward, out.terminated, out.final_obs, noise)
-        buffer_state = buffer.add(state.buffer_state, jax.tree.map(lambda x: x[:, None], transition))
+        step = StoredStep(replay.codec.encode(actor.obs), action, out.reward,
+                          pack_flags(out.terminated, out.truncated, jnp.zeros_like(out.terminated)), noise)
+        buffer_state = replay.add(state.buffer_state, step, out.final_obs)
         ended = out.terminated | out.truncated
         episode_return = actor.episode_return + out.reward
         recent, count = record_returns(state.recent_returns, state.num_episodes, episode_return, ended)
@@ -153,7 +155,9 @@ def make_actor_critic_train(config: Config, env: Environment) -> Trainer:
     def learn(state: TrainState) -> tuple[TrainState, dict]:
         """Sample a batch of transitions and update the agent once."""
         key, k_sample = jax.random.split(state.key)
-        batch = jax.tree.map(lambda x: x[:, 0], buffer.sample(state.buffer_state, k_sample).experience)
+        w = replay.sample(state.buffer_state, k_sample, state.actor.obs)
+        batch = ddpg.Transition(w.obs[:, 0], w.action[:, 0], w.reward[:, 0], w.terminated[:, 0], w.next_obs,
+                                tuple(x[:, 0] for x in w.extras))
         if c.algo == "ddpg":
             learner, metrics = ddpg.ddpg_update(tx_critic, tx_actor, state.learner, batch, state.hyper,
                                                 c.train_frequency)
@@ -186,4 +190,5 @@ def make_actor_critic_train(config: Config, env: Environment) -> Trainer:
         ret = jax.lax.while_loop(cond, body, carry)[-1]
         return jnp.mean(ret)[None]
 
-    return Trainer(c, network, init, warmup, train_chunk, evaluate, train, lambda state: env_step(state)[0], learn)
+    return Trainer(c, network, init, warmup, train_chunk, evaluate, train, lambda state: env_step(state)[0], learn,
+                   replay)

@@ -88,7 +88,8 @@ class Checkpointer:
         """Write a checkpoint labelled ``env_steps`` (blocks until it is complete on disk).
 
         Args:
-          env_steps: env steps per seed at this point (the checkpoint's name).
+          env_steps: the checkpoint's name: env steps per seed at this point (with seed waves,
+            ``wave * (effective_total_timesteps + 1) + env steps``, so that names grow).
           state: seed-stacked train state (its ``buffer_state`` is dropped when ``replay`` is off).
           host: JSON-serialisable host-loop record.
         """
@@ -97,6 +98,13 @@ class Checkpointer:
         self.manager.save(env_steps, args=ocp.args.Composite(
             state=ocp.args.StandardSave(_drop_empty(_keys_to_data(state))), host=ocp.args.JsonSave(host)), force=True)
         self.manager.wait_until_finished()
+
+    def read_host(self, env_steps: int | None = None) -> dict | None:
+        """The host record of a checkpoint (the newest by default); ``None`` when there is none."""
+        step = self.latest_step() if env_steps is None else env_steps
+        if step is None:
+            return None
+        return self.manager.restore(step, args=ocp.args.Composite(host=ocp.args.JsonRestore())).host
 
     def restore(self, abstract_state: Any, env_steps: int | None = None) -> tuple[Any, dict, bool]:
         """Restore a checkpoint (the newest by default).

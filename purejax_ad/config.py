@@ -35,7 +35,7 @@ SWEEPABLE = ("learning_rate", "gamma", "max_grad_norm", "tau", "target_update_in
              "epsilon_end", "exploration_fraction", "adam_b1", "adam_b2", "adam_eps")
 #: Fields that only control how a run is executed, not what it computes; ``--resume`` may change them.
 RUN_CONTROL_FIELDS = ("checkpoint_interval", "keep_checkpoints", "checkpoint_replay", "stop_after_steps",
-                      "on_nonfinite", "inject_nan", "num_devices", "distributed")
+                      "on_nonfinite", "inject_nan", "num_devices", "distributed", "memory_budget_gb")
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,8 @@ class Config:
     checkpoint_replay: bool = True
     """Include the replay buffer (exact resume); False = much smaller checkpoints, the buffer is refilled on resume."""
     stop_after_steps: int | None = None
-    """Stop as if interrupted once this many env steps per seed are done (checkpoint + partial outputs, exit 3)."""
+    """Stop as if interrupted once this many env steps per seed are done (checkpoint + partial outputs, exit 3);
+    with seed waves counted over the waves (wave w at env step s has done w * total_timesteps + s)."""
     on_nonfinite: Literal["stop", "drop-seed"] = "stop"
     """NaN/Inf in a layer's loss or parameters: 'stop' the run (exit 4, last good checkpoint kept) or 'drop-seed'."""
     inject_nan: tuple[int, int] | None = None
@@ -190,6 +191,12 @@ class Config:
     """Shard the seeds over the first num_devices devices (default: every device JAX sees)."""
     distributed: bool = False
     """Call jax.distributed.initialize() first (multi-host launches: TPU pod slices, SLURM)."""
+    seeds_per_wave: int | Literal["auto"] | None = None
+    """Seed waves: train this many runs (seeds x sweep configs) at once, wave after wave, with one compiled
+    program and one run directory; 'auto' = the most that fit the device; None = all at once. A run's results
+    do not depend on it."""
+    memory_budget_gb: float | None = None
+    """Plan against this many GiB per device instead of what the device reports (shared machines)."""
     sweep: Annotated[tuple[tuple[str, tuple[float, ...]], ...], tyro.conf.Suppress] = ()
     """Swept hyperparameters ((field, values), ...): every combination x every seed runs in one program.
     On the CLI give a comma list to a SWEEPABLE flag instead (--learning-rate 1e-4,2.5e-4)."""
@@ -347,6 +354,11 @@ def validate(config: Config) -> list[str]:
         problems.append(f"stop_after_steps must be > 0, got {c.stop_after_steps}")
     if c.on_nonfinite not in ("stop", "drop-seed"):
         problems.append(f"on_nonfinite must be 'stop' or 'drop-seed', got {c.on_nonfinite!r}")
+    if c.seeds_per_wave is not None and c.seeds_per_wave != "auto" and (
+            not isinstance(c.seeds_per_wave, int) or c.seeds_per_wave < 1):
+        problems.append(f"seeds_per_wave must be a positive number of seeds or 'auto', got {c.seeds_per_wave!r}")
+    if c.memory_budget_gb is not None and not c.memory_budget_gb > 0:
+        problems.append(f"memory_budget_gb must be > 0, got {c.memory_budget_gb}")
     if c.inject_nan is not None and not 0 <= c.inject_nan[0] < max(c.num_seeds, 1):
         problems.append(f"inject_nan seed {c.inject_nan[0]} is not among the {c.num_seeds} seeds")
     problems += _algo_problems(c)

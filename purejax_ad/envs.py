@@ -110,7 +110,8 @@ class Environment(NamedTuple):
     num_actions: int
     max_episode_steps: int
     truncation_is_termination: bool
-    obs_storage_dtype: Any
+    obs_encoding: str
+    """How replay stores observations: ``"bits"`` (binary cells bit-packed, MinAtar) or ``"float32"``."""
     obs_shape: tuple = ()
     """Unflattened observation shape (e.g. ``(10, 10, C)`` for MinAtar); ``()`` = unknown (probe envs)."""
     action_dim: int = 0
@@ -207,7 +208,7 @@ def make_env(env_id: str, sticky_action_prob: float | None = None, minatar_time_
         num_actions=int(env.action_space(env_params).n),
         max_episode_steps=int(env_params.max_steps_in_episode),
         truncation_is_termination=truncation_is_termination,
-        obs_storage_dtype=jnp.uint8 if suite == "minatar" else jnp.float32,
+        obs_encoding="bits" if suite == "minatar" else "float32",
         obs_shape=tuple(int(d) for d in env.observation_space(env_params).shape),
     )
 
@@ -222,7 +223,7 @@ def make_continuous_gymnax_env(env_id: str) -> Environment:
     return Environment(env_id=env_id, suite=CONTINUOUS_ENVS[env_id], env=env, env_params=env_params,
                        obs_size=int(jnp.prod(jnp.asarray(obs_shape))), num_actions=0,
                        max_episode_steps=int(env_params.max_steps_in_episode), truncation_is_termination=False,
-                       obs_storage_dtype=jnp.float32, obs_shape=obs_shape,
+                       obs_encoding="float32", obs_shape=obs_shape,
                        action_dim=max(1, int(jnp.prod(jnp.asarray(space.shape)))), action_high=high)
 
 
@@ -243,7 +244,7 @@ def make_dmc_env(env_id: str, continuous: bool = False, action_repeat: int = 1, 
     return Environment(env_id=env_id, suite="dmc", env=env, env_params=None, obs_size=env.obs_size,
                        num_actions=0 if continuous else dmc.num_bang_bang_actions(m),
                        max_episode_steps=dmc.EPISODE_LENGTH, truncation_is_termination=False,
-                       obs_storage_dtype=jnp.float32, obs_shape=(env.obs_size,),
+                       obs_encoding="float32", obs_shape=(env.obs_size,),
                        action_dim=m if continuous else 0, action_high=1.0)
 
 

@@ -78,30 +78,56 @@ class RunWriter:
         tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
         tmp.replace(self.out_dir / name)
 
-    def write_metrics(self, metrics) -> list[dict]:
-        """One row per run from per-run arrays (``ChunkMetrics`` with a leading ``[num_runs]`` axis)."""
+    def write_metrics(self, metrics, runs=None) -> list[dict]:
+        """One row per run from per-run arrays (``ChunkMetrics`` with a leading run axis).
+
+        Args:
+          runs: global run indices of the arrays' first entries (a seed wave); default ``0 .. num_runs - 1``.
+        """
         rows = []
         m = {k: np.asarray(v) for k, v in metrics._asdict().items()}
         S = self.num_seeds
-        for s in range(self.num_runs):
-            row = {"config": s // S, "seed": s % S, "env_steps": int(m["env_steps"][s]), "episodic_return": float(m["episodic_return"][s]),
-                   "num_episodes": int(m["num_episodes"][s]), "epsilon": float(m["epsilon"][s])}
+        for j, s in enumerate(range(self.num_runs) if runs is None else runs):
+            s = int(s)
+            row = {"config": s // S, "seed": s % S, "env_steps": int(m["env_steps"][j]),
+                   "episodic_return": float(m["episodic_return"][j]),
+                   "num_episodes": int(m["num_episodes"][j]), "epsilon": float(m["epsilon"][j])}
             for i in range(self.num_layers):
-                row[f"td_loss_l{i + 1}"] = float(m["td_loss"][s, i])
-                row[f"q_mean_l{i + 1}"] = float(m["q_mean"][s, i])
+                row[f"td_loss_l{i + 1}"] = float(m["td_loss"][j, i])
+                row[f"q_mean_l{i + 1}"] = float(m["q_mean"][j, i])
             rows.append(row)
         self._write(self._metrics, rows)
         return rows
 
-    def write_eval(self, env_steps: int, returns) -> list[dict]:
-        """Rows for an evaluation: ``returns [num_runs, L]`` mean return of each layer-prefix policy."""
+    def write_eval(self, env_steps: int, returns, runs=None) -> list[dict]:
+        """Rows for an evaluation: ``returns [runs, L]`` mean return of each layer-prefix policy (``runs``
+        as in :meth:`write_metrics`)."""
         returns = np.asarray(returns)
         S = self.num_seeds
+        runs = range(self.num_runs) if runs is None else [int(r) for r in runs]
         rows = [{"config": r // S, "seed": r % S, "env_steps": env_steps, "layers": i + 1,
-                 "mean_return": float(returns[r, i])}
-                for r in range(self.num_runs) for i in range(returns.shape[1])]
+                 "mean_return": float(returns[j, i])}
+                for j, r in enumerate(runs) for i in range(returns.shape[1])]
         self._write(self._eval, rows)
         return rows
+
+    def rewrite(self, metric_rows: list[dict], eval_rows: list[dict]) -> None:
+        """Replace both CSV files by these rows (atomically: a new file is renamed over the old one)."""
+        if not self.enabled:
+            return
+        handles = []
+        for handle, name, fields, rows in ((self._metrics, "metrics.csv", self.metric_fields, metric_rows),
+                                           (self._eval, "eval.csv", self.eval_fields, eval_rows)):
+            tmp = self.out_dir / (name + ".tmp")
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows(rows)
+            handle[0].close()
+            tmp.replace(self.out_dir / name)
+            f = open(self.out_dir / name, "a", newline="")
+            handles.append((f, csv.DictWriter(f, fieldnames=fields)))
+        self._metrics, self._eval = handles
 
     def write_rows(self, kind: str, rows: list[dict]) -> list[dict]:
         """Append ready-made rows to ``"metrics"`` (metrics.csv) or ``"eval"`` (eval.csv) and flush.

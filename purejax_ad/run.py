@@ -16,6 +16,7 @@ uninterrupted run on the same device(s).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import math
 import signal
@@ -37,10 +38,14 @@ from purejax_ad.dmc import DMC_ACTION_DIMS, DMC_ENVS, EPISODE_LENGTH
 from purejax_ad.envs import canonical_env_id, env_suite
 
 from purejax_ad.outputs import RunWriter, config_record, mean_and_se, plot_learning_curve
+from purejax_ad.plan import (Plan, compiled_flops, device_memory, format_plan, matmul_rate, memory_breakdown,
+                             program_memory, refusal, state_bytes, summary_line)
 from purejax_ad.trainer import make_train
 
 #: Process exit statuses of ``python -m purejax_ad.train``.
 EXIT_OK, EXIT_BAD_INPUT, EXIT_STOPPED, EXIT_NONFINITE = 0, 2, 3, 4
+#: Version of the replay layout in checkpoints (2: the compact buffer of :mod:`purejax_ad.replay`).
+REPLAY_LAYOUT = 2
 #: Name of the mesh axis the seeds are sharded over.
 SEED_AXIS = "seeds"
 
@@ -58,17 +63,21 @@ def seed_keys(config: Config, num_seeds: int | None = None) -> jax.Array:
     return jax.vmap(lambda i: jax.random.fold_in(base, i))(np.arange(n))
 
 
-def run_keys(config: Config, num_runs: int) -> jax.Array:
-    """``[num_runs]`` keys: run ``r`` is seed ``r % num_seeds`` (of sweep config ``r // num_seeds``)."""
-    return seed_keys(config, config.num_seeds)[np.arange(num_runs) % config.num_seeds]
+def run_keys(config: Config, runs) -> jax.Array:
+    """Keys of ``runs`` (a count, for runs ``0 .. runs - 1``, or global run indices): run ``r`` is seed
+    ``r % num_seeds`` (of sweep config ``r // num_seeds``), key ``fold_in(PRNGKey(seed), r % num_seeds)``."""
+    runs = np.arange(runs) if isinstance(runs, int) else np.asarray(runs)
+    base = jax.random.key(config.seed)
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(runs % config.num_seeds)
 
 
-def run_hyperparams(config: Config, num_runs: int) -> Hyperparams:
-    """``[num_runs]``-stacked :class:`Hyperparams`: run ``r`` gets sweep config ``r // num_seeds``
-    (padding runs beyond ``num_configs * num_seeds`` get config 0)."""
+def run_hyperparams(config: Config, runs) -> Hyperparams:
+    """Stacked :class:`Hyperparams` of ``runs`` (a count or global run indices): run ``r`` gets sweep config
+    ``r // num_seeds`` (padding runs beyond ``num_configs * num_seeds`` get config 0)."""
+    runs = range(runs) if isinstance(runs, int) else [int(r) for r in runs]
     combos = config.sweep_configs
     rows = [combos[r // config.num_seeds] if r < len(combos) * config.num_seeds else combos[0]
-            for r in range(num_runs)]
+            for r in runs]
     per_run = [Hyperparams.from_values({k: row.get(k, getattr(config, k)) for k in Hyperparams._fields})
                for row in rows]
     return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *per_run)
@@ -157,139 +166,185 @@ def poison_layer(state, seed: int, sharding):
 
 
 def _new_host_record(config: Config) -> dict:
-    return {"env_steps": 0, "n_evals": 0, "metric_rows": [], "eval_rows": [], "last_eval": None, "train_s": 0.0,
-            "eval_s": 0.0, "diverged": {}, "resumed_at": [], "checkpoint_replay": config.checkpoint_replay}
+    """The host loop's JSON record (saved in checkpoints): ``env_steps`` / ``n_evals`` count inside the
+    current ``wave``; ``last_eval`` maps a run index to its newest per-layer evaluation."""
+    return {"env_steps": 0, "n_evals": 0, "metric_rows": [], "eval_rows": [], "last_eval": {}, "train_s": 0.0,
+            "eval_s": 0.0, "diverged": {}, "resumed_at": [], "checkpoint_replay": config.checkpoint_replay,
+            "wave": 0, "replay_layout": REPLAY_LAYOUT}
 
 
-def run(config: Config, progress: bool = True, resume: bool = False) -> dict:
-    """Train ``config.num_seeds`` seeds of ``config`` and write every output; returns the summary.
+def wave_runs(config: Config, wave: int, wave_size: int) -> np.ndarray:
+    """Global run indices computed by ``wave`` (``wave_size`` of them; indices past the last run are padding)."""
+    return wave * wave_size + np.arange(wave_size)
 
-    Args:
-      config: the run. ``config.out`` is the output directory (default :func:`default_out_dir`).
-      progress: show a progress bar.
-      resume: continue the run in ``config.out`` from its newest checkpoint.
 
-    Returns:
-      The summary (also written to ``summary.json``); ``summary["stop_reason"]`` is ``None`` for a
-      complete run, else ``"SIGINT"``, ``"SIGTERM"``, ``"stop_after_steps"`` or ``"nonfinite"``.
+def num_waves(config: Config, wave_size: int) -> int:
+    """Waves needed for the ``num_configs * num_seeds`` runs."""
+    return math.ceil(config.num_configs * config.num_seeds / wave_size)
 
-    Raises:
-      purejax_ad.config.ConfigError: invalid config or output directory (nothing compiled or written).
-    """
-    if config.distributed:
-        jax.distributed.initialize()
-    out = Path(config.out) if config.out else default_out_dir(config)
-    check(config, out, resume)
-    env = make_config_env(config)
-    trainer = make_train(config, env)
-    L, S = trainer.network.num_layers, config.num_seeds
-    R = config.num_configs * S  # runs: (sweep config, seed) pairs, config-major
-    sharding = seed_sharding(config.num_devices)
-    num_devices = sharding.mesh.size
-    R_pad = padded_num_seeds(R, num_devices)
-    is_main = jax.process_index() == 0
-    if R_pad != R and is_main:
-        what = f"{S} seeds" if config.num_configs == 1 else f"{R} runs ({config.num_configs} configs x {S} seeds)"
-        print(f"note: {what} padded to {R_pad} for {num_devices} devices; the {R_pad - R} padding runs are "
-              "computed and discarded", file=sys.stderr)
-    keys = jax.device_put(run_keys(config, R_pad), sharding)
-    hyper = jax.device_put(run_hyperparams(config, R_pad), sharding)
-    eval_base = jax.vmap(lambda k: jax.random.fold_in(k, 0x5EED))(keys)
 
-    t0 = time.perf_counter()
+def _compile(trainer, keys, hyper, sharding) -> dict:
+    """The four programs, seeds vmapped and sharded, compiled ahead of time for the shapes of ``keys``."""
     state_shape = jax.eval_shape(jax.vmap(trainer.init), keys, hyper)
+    eval_base = jax.eval_shape(jax.vmap(lambda k: jax.random.fold_in(k, 0x5EED)), keys)
     compiled = {}
     for name, fn, args, donate in [("init", trainer.init, (keys, hyper), ()),
                                    ("warmup", trainer.warmup, (state_shape,), 0),
                                    ("chunk", trainer.train_chunk, (state_shape,), 0),
                                    ("evaluate", trainer.evaluate, (state_shape, eval_base), ())]:
         compiled[name] = jax.jit(per_device_vmap(fn, sharding, len(args)), donate_argnums=donate).lower(*args).compile()
-    init, warmup, chunk, evaluate = (compiled[k] for k in ("init", "warmup", "chunk", "evaluate"))
+    return compiled, state_shape
+
+
+def _plan_for(config: Config, trainer, num_devices: int, wave_size: int, compiled: dict | None = None) -> Plan:
+    available, source = device_memory(config.memory_budget_gb)
+    one_seed = jax.eval_shape(trainer.init, jax.random.key(0))
+    return Plan(wave_size // num_devices, num_devices, state_bytes(one_seed),
+                {k: program_memory(v) for k, v in (compiled or {}).items()},
+                memory_breakdown(compiled["chunk"]) if compiled else {}, available, source)
+
+
+def _wave_size(config: Config, trainer, num_devices: int) -> int:
+    """Runs computed at once (a multiple of the device count): every run, ``seeds_per_wave``, or for
+    ``"auto"`` the most that the seeds' states leave room for (then checked against the compiled programs)."""
+    R = config.num_configs * config.num_seeds
+    if config.seeds_per_wave is None:
+        return padded_num_seeds(R, num_devices)
+    if config.seeds_per_wave == "auto":
+        plan = _plan_for(config, trainer, num_devices, num_devices)
+        per_device = int(0.9 * plan.available // max(1, plan.state_total_per_seed))
+        return max(num_devices, min(padded_num_seeds(R, num_devices), per_device * num_devices))
+    return padded_num_seeds(min(int(config.seeds_per_wave), R), num_devices)
+
+
+def _prepare(config: Config, trainer, sharding, dry_run: bool = False):
+    """Pick the wave size, refuse what cannot fit (before compiling when the states alone cannot), compile.
+
+    Returns ``(wave_size, compiled, state_shape, plan)``.
+
+    Raises:
+      purejax_ad.config.ConfigError: the run does not fit the device (one line: needs, has, how many fit).
+    """
+    D = sharding.mesh.size
+    wave = _wave_size(config, trainer, D)
+    plan = _plan_for(config, trainer, D, wave)
+    if not plan.fits and not dry_run:  # the states alone do not fit: refuse in seconds, nothing compiled
+        raise ConfigError(refusal(plan))
+    for attempt in range(3):
+        runs = wave_runs(config, 0, wave)
+        keys = jax.device_put(run_keys(config, runs), sharding)
+        hyper = jax.device_put(run_hyperparams(config, runs), sharding)
+        compiled, state_shape = _compile(trainer, keys, hyper, sharding)
+        plan = _plan_for(config, trainer, D, wave, compiled)
+        if plan.fits or config.seeds_per_wave != "auto" or wave == D:
+            break
+        wave = max(D, min(wave - D, plan.max_runs // D * D))  # the temporaries did not fit: a smaller wave
+    if not plan.fits and not dry_run:
+        raise ConfigError(refusal(plan))
+    return wave, compiled, state_shape, plan
+
+
+def run(config: Config, progress: bool = True, resume: bool = False, dry_run: bool = False) -> dict | None:
+    """Train ``config.num_seeds`` seeds of ``config`` and write every output; returns the summary.
+
+    Runs too many for the device go in waves of ``seeds_per_wave`` runs, one compiled program for all
+    waves, into one run directory; each run's metrics equal those of a single-wave run, and the files are
+    rewritten in single-wave order when the last wave ends.
+
+    Args:
+      config: the run. ``config.out`` is the output directory (default :func:`default_out_dir`).
+      progress: show a progress bar.
+      resume: continue the run in ``config.out`` from its newest checkpoint.
+      dry_run: print the pre-flight plan (:func:`purejax_ad.plan.format_plan`) and return ``None``:
+        nothing is allocated or written.
+
+    Returns:
+      The summary (also written to ``summary.json``); ``summary["stop_reason"]`` is ``None`` for a
+      complete run, else ``"SIGINT"``, ``"SIGTERM"``, ``"stop_after_steps"`` or ``"nonfinite"``.
+
+    Raises:
+      purejax_ad.config.ConfigError: invalid config or output directory, or a run that does not fit the
+        device (nothing compiled or written).
+    """
+    if config.distributed:
+        jax.distributed.initialize()
+    out = Path(config.out) if config.out else default_out_dir(config)
+    check(config, None if dry_run else out, resume)
+    env = make_config_env(config)
+    trainer = make_train(config, env)
+    L, S = trainer.network.num_layers, config.num_seeds
+    R = config.num_configs * S  # runs: (sweep config, seed) pairs, config-major
+    sharding = seed_sharding(config.num_devices)
+    num_devices = sharding.mesh.size
+    is_main = jax.process_index() == 0
+    t0 = time.perf_counter()
+    ckpt_host = Checkpointer(out, config.keep_checkpoints, config.checkpoint_replay).read_host() if resume else None
+    if ckpt_host is not None and ckpt_host.get("replay_layout") != REPLAY_LAYOUT:
+        raise ConfigError(f"--resume {out}: its checkpoint was written by an older purejax_ad that stored both "
+                          "observations of every transition (before the compact replay buffer); resume it with "
+                          "that version (commit 9a9c9aa or earlier) or start a new run")
+    if ckpt_host is not None and "wave_size" in ckpt_host:  # resume keeps the checkpoint's waves
+        config = dataclasses.replace(config, seeds_per_wave=ckpt_host["wave_size"])
+    W, compiled, state_shape, plan = _prepare(config, trainer, sharding, dry_run)
     compile_s = time.perf_counter() - t0
+    if dry_run:
+        print(format_plan(with_flops(plan, config, trainer, sharding), config))
+        return None
+    n_waves = num_waves(config, W)
+    if is_main:
+        print(summary_line(plan) + (f"; {n_waves} waves of {W} runs" if n_waves > 1 else ""), file=sys.stderr)
+        if W * n_waves != R:
+            print(f"note: {R} runs computed as {n_waves} x {W}; the {W * n_waves - R} padding runs are computed "
+                  "and discarded", file=sys.stderr)
+    init, warmup, chunk, evaluate = (compiled[k] for k in ("init", "warmup", "chunk", "evaluate"))
 
     ckpt = Checkpointer(out, config.keep_checkpoints, config.checkpoint_replay)
     if resume:
         abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), state_shape)
         state, host, has_replay = ckpt.restore(abstract)
+        host.setdefault("wave", 0)  # checkpoints written before seed waves: one wave
+        host.setdefault("wave_size", W)
+        if not isinstance(host["last_eval"], dict):
+            host["last_eval"] = {str(r): v for r, v in enumerate(host["last_eval"] or [])}
         host["resumed_at"].append(host["env_steps"])
-        if not has_replay:  # refill an empty buffer; the refill's env steps are not counted
-            counters = (state.env_steps, state.recent_returns, state.num_episodes)  # kept on the host: warmup donates
-            counters = jax.tree.map(lambda x: jax.device_put(np.asarray(x), sharding), counters)
-            state = warmup(state._replace(buffer_state=init(keys, hyper).buffer_state))
-            state = state._replace(env_steps=counters[0], recent_returns=counters[1], num_episodes=counters[2])
         host["checkpoint_replay"] = config.checkpoint_replay
     else:
         host = _new_host_record(config)
-        state = init(keys, hyper)
+        host["wave_size"] = W
+        state, has_replay = None, True
     writer = RunWriter(out, L, S, host["metric_rows"], host["eval_rows"], enabled=is_main,
                        num_configs=config.num_configs)
     if not resume:
         writer.write_json("config.json", config_record(config))
 
-    def do_eval(state, steps):
-        t = time.perf_counter()
-        ek = jax.vmap(lambda k: jax.random.fold_in(k, host["n_evals"]))(eval_base)
-        returns = to_host(evaluate(state, ek))
-        host["n_evals"] += 1
-        host["eval_s"] += time.perf_counter() - t
-        host["eval_rows"].extend(writer.write_eval(steps, returns))
-        host["last_eval"] = returns[:R].tolist()
-
     total = config.effective_total_timesteps
     stop_reason, faults = None, []
+    bar = tqdm(total=total * n_waves, initial=host["wave"] * total + host["env_steps"], unit="step",
+               disable=not (progress and is_main), desc=f"{config.algo} {config.env}", dynamic_ncols=True)
     with StopSignals() as signals:
-        if not resume:
-            if config.eval_interval > 0:
-                do_eval(state, 0)
-            t = time.perf_counter()
-            state = warmup(state)
-            jax.block_until_ready(state.env_steps)
-            host["train_s"] += time.perf_counter() - t
-            host["env_steps"] = config.warmup_iters * config.num_envs
-        bar = tqdm(total=total, initial=host["env_steps"], unit="step", disable=not (progress and is_main),
-                   desc=f"{config.algo} {config.env}", dynamic_ncols=True)
-        while host["env_steps"] < total:
-            t = time.perf_counter()
-            state, metrics = chunk(state)
-            metrics = to_host(metrics)
-            rows = writer.write_metrics(metrics)
-            host["train_s"] += time.perf_counter() - t
-            host["metric_rows"].extend(rows)
-            prev, steps = host["env_steps"], rows[0]["env_steps"]
-            host["env_steps"] = steps
-            bad = ~metrics.finite[:R]
-            faults = [(r, [int(i) + 1 for i in np.flatnonzero(bad[r])]) for r in range(R)
-                      if bad[r].any() and str(r) not in host["diverged"]]
-            for r, layers in faults:
-                host["diverged"][str(r)] = {"layers": layers, "env_steps": steps}
-            if faults and config.on_nonfinite == "stop":
-                stop_reason = "nonfinite"
-                break
-            for r, layers in faults if is_main else ():
-                print(f"\nnote: {run_name(config, r)} dropped: non-finite loss or parameters in layer(s) {layers} "
-                      f"in the chunk ending at env step {steps}; the other seeds go on", file=sys.stderr)
-            if eval_due(config, prev, steps) and steps < total:
-                do_eval(state, steps)
-            ret = mean_and_se([row["episodic_return"] for r, row in enumerate(rows) if str(r) not in host["diverged"]])[0]
-            bar.set_postfix(sps=f"{steps * R / max(host['train_s'], 1e-9):,.0f}", ret=f"{ret:.1f}")
-            bar.update(steps - prev)
-            if steps >= total:
-                break
-            if signals.received:
-                stop_reason = signals.received
-            elif config.stop_after_steps is not None and steps >= config.stop_after_steps:
-                stop_reason = "stop_after_steps"
-            if stop_reason or eval_due(config, prev, steps, config.checkpoint_interval):
-                ckpt.save(steps, state, host)
-            if stop_reason:
-                break
-            if config.inject_nan is not None and prev < config.inject_nan[1] <= steps:
-                state = poison_layer(state, config.inject_nan[0], sharding)
+        while host["wave"] < n_waves and stop_reason is None:
+            runs = wave_runs(config, host["wave"], W)
+            keys = jax.device_put(run_keys(config, runs), sharding)
+            hyper = jax.device_put(run_hyperparams(config, runs), sharding)
+            if state is not None and not has_replay:  # refill an empty buffer; its env steps are not counted
+                counters = (state.env_steps, state.recent_returns, state.num_episodes)  # kept: warmup donates
+                counters = jax.tree.map(lambda x: jax.device_put(np.asarray(x), sharding), counters)
+                state = warmup(state._replace(buffer_state=init(keys, hyper).buffer_state))
+                state = state._replace(env_steps=counters[0], recent_returns=counters[1], num_episodes=counters[2])
+            programs = (init, warmup, chunk, evaluate)
+            state, stop_reason, faults = _train_wave(config, programs, state, keys, hyper, runs, host, writer, ckpt,
+                                                     signals, bar, sharding)
+            if stop_reason is None:
+                host["wave"] += 1
+                host["env_steps"], host["n_evals"], state = 0, 0, None
         bar.close()
-        if stop_reason is None and config.eval_interval > 0:
-            do_eval(state, host["env_steps"])
     ckpt.close()
 
+    if host["wave"] >= n_waves and n_waves > 1:  # every wave done: the files in single-wave order
+        order = lambda r: (r["env_steps"], r["config"], r["seed"], r.get("layers", 0))  # noqa: E731
+        host["metric_rows"].sort(key=order)
+        host["eval_rows"].sort(key=order)
+        writer.rewrite(host["metric_rows"], host["eval_rows"])
     summary = _summary(config, host, stop_reason, faults, compile_s, out, ckpt.latest_step(), num_devices)
     writer.write_json("summary.json", summary)
     if is_main:
@@ -298,6 +353,97 @@ def run(config: Config, progress: bool = True, resume: bool = False) -> dict:
                             f"{config.algo} on {config.env} ({config.preset}, {S} seeds)", labels)
     writer.close()
     return summary
+
+
+def with_flops(plan: Plan, config: Config, trainer, sharding) -> Plan:
+    """``plan`` with the FLOPs per env step and per update (XLA cost analysis of one seed's env step and
+    update), the measured matmul rate, and the whole run's FLOPs."""
+    one = jax.eval_shape(trainer.init, jax.random.key(0))
+    step = compiled_flops(jax.jit(trainer.env_step).lower(one).compile())
+    learn = compiled_flops(jax.jit(trainer.learn, donate_argnums=0).lower(one).compile())  # state out: no DCE
+    c = config
+    per_cycle = c.iters_per_update * step + learn
+    run_flops = c.num_configs * c.num_seeds * (c.warmup_iters * step + c.total_updates * per_cycle)
+    return plan._replace(gflop_per_env_step=per_cycle / c.train_frequency / 1e9, gflop_per_update=learn / 1e9,
+                         matmul_gflops=matmul_rate() / 1e9, run_flops=run_flops)
+
+
+def _train_wave(config, programs, state, keys, hyper, runs, host, writer, ckpt, signals, bar, sharding):
+    """One wave: (unless resumed inside it) the step-0 evaluation, the warm-up, then chunks with their
+    metrics, evaluations, checkpoints and fault checks, and the final evaluation.
+
+    Returns ``(state, stop_reason, faults)``; ``stop_reason`` is ``None`` when the wave completed.
+    """
+    init, warmup, chunk, evaluate = programs
+    R = config.num_configs * config.num_seeds
+    valid = runs[runs < R]
+    total = config.effective_total_timesteps
+    stride = config.effective_total_timesteps + 1  # checkpoint label: wave * stride + env steps (monotonic)
+    eval_base = jax.vmap(lambda k: jax.random.fold_in(k, 0x5EED))(keys)
+
+    def do_eval(state, steps):
+        t = time.perf_counter()
+        ek = jax.vmap(lambda k: jax.random.fold_in(k, host["n_evals"]))(eval_base)
+        returns = to_host(evaluate(state, ek))
+        host["n_evals"] += 1
+        host["eval_s"] += time.perf_counter() - t
+        host["eval_rows"].extend(writer.write_eval(steps, returns, valid))
+        last = host["last_eval"] if isinstance(host["last_eval"], dict) else {}
+        last.update({str(r): returns[i].tolist() for i, r in enumerate(valid)})
+        host["last_eval"] = last
+
+    stop_reason, faults = None, []
+    if state is None:
+        state = init(keys, hyper)
+        if config.eval_interval > 0:
+            do_eval(state, 0)
+        t = time.perf_counter()
+        state = warmup(state)
+        jax.block_until_ready(state.env_steps)
+        host["train_s"] += time.perf_counter() - t
+        host["env_steps"] = config.warmup_iters * config.num_envs
+        bar.update(host["env_steps"])
+    while host["env_steps"] < total:
+        t = time.perf_counter()
+        state, metrics = chunk(state)
+        metrics = to_host(metrics)
+        rows = writer.write_metrics(metrics, valid)
+        host["train_s"] += time.perf_counter() - t
+        host["metric_rows"].extend(rows)
+        prev, steps = host["env_steps"], int(metrics.env_steps[0])
+        host["env_steps"] = steps
+        bad = ~metrics.finite[:len(valid)]
+        faults = [(int(r), [int(i) + 1 for i in np.flatnonzero(bad[j])]) for j, r in enumerate(valid)
+                  if bad[j].any() and str(r) not in host["diverged"]]
+        for r, layers in faults:
+            host["diverged"][str(r)] = {"layers": layers, "env_steps": steps}
+        if faults and config.on_nonfinite == "stop":
+            stop_reason = "nonfinite"
+            break
+        for r, layers in faults if jax.process_index() == 0 else ():
+            print(f"\nnote: {run_name(config, r)} dropped: non-finite loss or parameters in layer(s) {layers} "
+                  f"in the chunk ending at env step {steps}; the other seeds go on", file=sys.stderr)
+        if eval_due(config, prev, steps) and steps < total:
+            do_eval(state, steps)
+        ret = mean_and_se([row["episodic_return"] for row in rows if str(row["config"] * config.num_seeds
+                                                                           + row["seed"]) not in host["diverged"]])[0]
+        bar.set_postfix(sps=f"{steps * len(runs) / max(host['train_s'], 1e-9):,.0f}", ret=f"{ret:.1f}")
+        bar.update(steps - prev)
+        if steps >= total:
+            break
+        if signals.received:
+            stop_reason = signals.received
+        elif config.stop_after_steps is not None and host["wave"] * total + steps >= config.stop_after_steps:
+            stop_reason = "stop_after_steps"
+        if stop_reason or eval_due(config, prev, steps, config.checkpoint_interval):
+            ckpt.save(host["wave"] * stride + steps, state, host)
+        if stop_reason:
+            break
+        if config.inject_nan is not None and prev < config.inject_nan[1] <= steps and config.inject_nan[0] in runs:
+            state = poison_layer(state, int(np.flatnonzero(runs == config.inject_nan[0])[0]), sharding)
+    if stop_reason is None and config.eval_interval > 0:
+        do_eval(state, host["env_steps"])
+    return state, stop_reason, faults
 
 
 def run_name(config: Config, r: int) -> str:
@@ -325,11 +471,14 @@ def _summary(config: Config, host: dict, stop_reason, faults, compile_s: float, 
     S, C = config.num_seeds, config.num_configs
     R = S * C
     diverged = {int(r) for r in host["diverged"]}
-    final = np.array([r["episodic_return"] for r in host["metric_rows"][-R:]], np.float64)
-    if final.size < R:  # stopped before the first chunk
-        final = np.full(R, np.nan)
+    final = np.full(R, np.nan)  # NaN for a run stopped before its first chunk
+    for row in host["metric_rows"]:  # rows are in time order per run: the last one wins
+        final[row["config"] * S + row["seed"]] = row["episodic_return"]
     keep = np.array([r not in diverged for r in range(R)])
-    last_eval = np.asarray(host["last_eval"], np.float64) if host["last_eval"] is not None else None
+    last_eval = None
+    if host["last_eval"]:
+        L = len(next(iter(host["last_eval"].values())))
+        last_eval = np.array([host["last_eval"].get(str(r), [np.nan] * L) for r in range(R)], np.float64)
     per_config = []
     for c, combo in enumerate(config.sweep_configs):
         rows = slice(c * S, (c + 1) * S)
@@ -341,7 +490,8 @@ def _summary(config: Config, host: dict, stop_reason, faults, compile_s: float, 
         "preset": config.preset,
         "num_seeds": S,
         "num_configs": C,
-        "total_timesteps": host["env_steps"],
+        "total_timesteps": (config.effective_total_timesteps if host["wave"] >= num_waves(config, host["wave_size"])
+                            else host["env_steps"]),
         "complete": stop_reason is None,
         "stop_reason": stop_reason,
         # Without a sweep: the run's statistics; with one: see "configs" (one entry per combination).
@@ -353,7 +503,11 @@ def _summary(config: Config, host: dict, stop_reason, faults, compile_s: float, 
         "compile_s": compile_s,
         "train_s": host["train_s"],
         "eval_s": host["eval_s"],
-        "env_steps_per_s": host["env_steps"] * R / max(host["train_s"], 1e-9),
+        "env_steps_per_s": ((min(host["wave"], num_waves(config, host["wave_size"])) * config.effective_total_timesteps
+                             + (host["env_steps"] if stop_reason else 0)) * min(host["wave_size"], R)
+                            / max(host["train_s"], 1e-9)),
+        "waves": {"runs_per_wave": host["wave_size"], "num_waves": num_waves(config, host["wave_size"]),
+                  "completed": host["wave"]},
         "device": f"{jax.devices()[0].device_kind} x{num_devices}",
         "quirks": config_record(config)["quirks"],
         "context_source": config.context_source,

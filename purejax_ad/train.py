@@ -5,6 +5,8 @@ field of :class:`purejax_ad.config.Config` (``--help`` lists them with the prese
 A comma list given to a sweepable flag (``--learning-rate 1e-4,2.5e-4,5e-4``; see
 :data:`purejax_ad.config.SWEEPABLE`) sweeps it: every combination of the lists x every seed runs as one
 compiled program, with one output row per (config, seed).
+``--dry-run`` prints the pre-flight plan (memory per seed and per device, the compiled chunk's XLA memory,
+GFLOP per env step, the device's memory, a lower bound on the wall time) and exits without training.
 ``--resume RUN_DIR`` continues an interrupted run with the config stored in ``RUN_DIR/config.json``;
 only run-control flags (checkpointing, ``--stop-after-steps``, fault handling) may be given with it.
 
@@ -90,8 +92,8 @@ def load_run_config(run_dir: str | Path) -> Config:
     return dataclasses.replace(Config(), **values, out=str(run_dir))
 
 
-def parse_args(argv: list[str]) -> tuple[Config, bool]:
-    """Parse CLI arguments into a checked ``(config, resume)``.
+def parse_args(argv: list[str]) -> tuple[Config, bool, bool]:
+    """Parse CLI arguments into a checked ``(config, resume, dry_run)``.
 
     Raises:
       ConfigError: unknown preset, invalid values, or a non-run-control flag given with ``--resume``.
@@ -100,6 +102,7 @@ def parse_args(argv: list[str]) -> tuple[Config, bool]:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--preset", default=None)
     pre.add_argument("--resume", default=None)
+    pre.add_argument("--dry-run", action="store_true")
     known, rest = pre.parse_known_args(argv)
     if known.resume is not None:
         if known.preset is not None:
@@ -111,26 +114,28 @@ def parse_args(argv: list[str]) -> tuple[Config, bool]:
         if changed:
             raise ConfigError(f"--resume continues a run with its own config; cannot change {', '.join(changed)} "
                               f"(allowed: {', '.join(RUN_CONTROL_FIELDS)})")
-        return check(config, known.resume, resume=True), True
+        return check(config, known.resume, resume=True), True, known.dry_run
     preset = known.preset or "classic-fast"
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
     config = _parse(rest, preset_config(preset),
                     f"Train AD on gymnax. Presets: {', '.join(PRESETS)} (defaults shown: {preset}).")
-    return check(config, config.out), False
+    return check(config, None if known.dry_run else config.out), False, known.dry_run
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     argv = sys.argv[1:] if argv is None else argv
     try:
-        config, resume = parse_args(argv)
+        config, resume, dry_run = parse_args(argv)
         from purejax_ad.run import EXIT_NONFINITE, EXIT_OK, EXIT_STOPPED, run
 
-        summary = run(config, resume=resume)
+        summary = run(config, resume=resume, dry_run=dry_run)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if dry_run:
+        return EXIT_OK
     print(json.dumps({k: summary[k] for k in ("env", "algo", "num_seeds", "total_timesteps", "complete",
                                               "final_return_mean", "final_return_se", "final_eval_per_layer",
                                               "env_steps_per_s")}))

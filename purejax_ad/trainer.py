@@ -30,7 +30,7 @@ from purejax_ad.envs import Environment
 from purejax_ad.evaluation import epsilon_greedy, evaluate
 from purejax_ad.network import ADNetwork
 from purejax_ad.qnetwork import QNetwork
-from purejax_ad.replay import Transition, make_replay_buffer, prepare_sequences
+from purejax_ad.replay import StoredStep, action_dtype, make_replay, obs_codec, pack_flags, prepare_sequences
 
 
 class ActorState(NamedTuple):
@@ -56,7 +56,7 @@ class TrainState(NamedTuple):
 
     Attributes:
       actor: :class:`ActorState`. learner: :class:`purejax_ad.ad_dqn.LearnerState`.
-      buffer_state: flashbax trajectory-buffer state. key: PRNG key.
+      buffer_state: the compact replay buffer's :class:`purejax_ad.replay.ReplayState`. key: PRNG key.
       hyper: this run's :class:`~purejax_ad.ad_dqn.Hyperparams` (scalars; swept values differ per run).
       env_steps: ``[]`` int32 env steps taken by this seed (all its envs).
       recent_returns: ``[return_window]`` float32 ring of the last finished episode returns.
@@ -105,6 +105,8 @@ class Trainer(NamedTuple):
     train: Callable
     env_step: Callable
     learn: Callable
+    replay: Any = None
+    """The :class:`purejax_ad.replay.Replay` the program stores into and samples from."""
 
 
 def make_network(config: Config, env: Environment) -> ADNetwork | QNetwork:
@@ -182,14 +184,15 @@ def make_train(config: Config, env: Environment) -> Trainer:
     default_hyper = Hyperparams.from_values(c)
     tx = ad_dqn.optimizer_for(default_hyper, c.lr_decay_updates)  # update reads each run's values from its state
     local_learning = c.algo != "ad-backprop"
-    buffer = make_replay_buffer(c.num_envs, c.effective_buffer_size, c.batch_size, c.sequence_length)
+    replay = make_replay(obs_codec(env), c.num_envs, c.effective_buffer_size, c.batch_size, c.sequence_length,
+                         env.max_episode_steps)
     E, L = c.num_envs, network.num_layers
-    store_dtype = env.obs_storage_dtype
+    store_action = action_dtype(env.num_actions)
 
     def stored_context(context):
-        """What a transition stores of the actor's context: nothing, unless ``context_source='stored'``."""
+        """What a step stores of the actor's context: nothing, unless ``context_source='stored'``."""
         if c.context_source != "stored":
-            return None
+            return ()
         return tuple(x.astype(jnp.dtype(c.stored_context_dtype)) for x in context)
 
     def init(key: jax.Array, hyper: Hyperparams | None = None) -> TrainState:
@@ -200,11 +203,10 @@ def make_train(config: Config, env: Environment) -> Trainer:
         obs, env_state = jax.vmap(env.reset)(jax.random.split(k_env, E))
         actor = ActorState(env_state, obs, network.initial_context((E,)), jnp.ones((E,), bool),
                            jnp.zeros((E,), jnp.float32), jnp.zeros((E,), jnp.int32))
-        example = Transition(jnp.zeros((env.obs_size,), store_dtype), jnp.zeros((), jnp.int32),
-                             jnp.zeros((), jnp.float32), jnp.zeros((), bool),
-                             jnp.zeros((env.obs_size,), store_dtype), jnp.zeros((), bool), stored_context(
-                                 network.initial_context(())))
-        return TrainState(actor, learner, buffer.init(example), key, hyper, jnp.zeros((), jnp.int32),
+        example = StoredStep(replay.codec.encode(jnp.zeros((env.obs_size,), jnp.float32)),
+                             jnp.zeros((), store_action), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.uint8),
+                             stored_context(network.initial_context(())))
+        return TrainState(actor, learner, replay.init(example), key, hyper, jnp.zeros((), jnp.int32),
                           jnp.zeros((c.return_window,), jnp.float32), jnp.zeros((), jnp.int32))
 
     def env_step(state: TrainState, _=None) -> tuple[TrainState, None]:
@@ -217,9 +219,9 @@ def make_train(config: Config, env: Environment) -> Trainer:
         if not c.advance_context_on_random_action:  # quirk Q2
             new_context = tuple(jnp.where(explored[:, None], old, new) for old, new in zip(actor.context, new_context))
         out = jax.vmap(env.step)(jax.random.split(k_env, E), actor.env_state, action)
-        transition = Transition(actor.obs.astype(store_dtype), action, out.reward, out.terminated,
-                                out.final_obs.astype(store_dtype), actor.is_first, stored_context(actor.context))
-        buffer_state = buffer.add(state.buffer_state, jax.tree.map(lambda x: x[:, None], transition))
+        step = StoredStep(replay.codec.encode(actor.obs), action.astype(store_action), out.reward,
+                          pack_flags(out.terminated, out.truncated, actor.is_first), stored_context(actor.context))
+        buffer_state = replay.add(state.buffer_state, step, out.final_obs)
         ended = out.terminated | out.truncated
         starts = out.terminated | out.truncated if c.truncation_starts_episode else out.terminated  # Q1
         episode_return = actor.episode_return + out.reward
@@ -243,8 +245,8 @@ def make_train(config: Config, env: Environment) -> Trainer:
     def learn(state: TrainState) -> tuple[TrainState, dict]:
         """Sample a batch of sequences and update every layer once."""
         key, k_sample = jax.random.split(state.key)
-        sample = buffer.sample(state.buffer_state, k_sample).experience
-        batch = prepare_sequences(sample, c.replay_padding)
+        window = replay.sample(state.buffer_state, k_sample, state.actor.obs)
+        batch = prepare_sequences(window, c.replay_padding, c.context_source == "stored")
         learner, metrics = ad_dqn.update(network, tx, state.learner, batch, state.hyper, c.train_frequency,
                                          c.double_q, c.td_loss, local_learning, c.qr_loss)
         return state._replace(learner=learner, key=key), metrics
@@ -257,7 +259,7 @@ def make_train(config: Config, env: Environment) -> Trainer:
                         c.eval_max_steps, c.advance_context_on_random_action)
 
     return Trainer(c, network, init, warmup, train_chunk, evaluate_state, train,
-                   lambda state: env_step(state)[0], learn)
+                   lambda state: env_step(state)[0], learn, replay)
 
 
 def make_chunk_loop(config: Config, num_layers: int, init: Callable, warmup: Callable, env_step: Callable,

@@ -113,4 +113,4 @@ def probe_environment(horizon: int, fixed_start: int | None = None) -> Environme
     params = env.default_params
     return Environment(env_id=f"probe-{horizon}-{fixed_start}", suite="classic", env=env, env_params=params,
                        obs_size=env.obs_size, num_actions=2, max_episode_steps=params.max_steps_in_episode,
-                       truncation_is_termination=False, obs_storage_dtype=jnp.float32)
+                       truncation_is_termination=False, obs_encoding="float32")

@@ -9,7 +9,7 @@ import pytest
 
 from purejax_ad.context import replayed_contexts, unroll_context
 from purejax_ad.network import ADNetwork
-from purejax_ad.replay import Transition, prepare_sequences
+from purejax_ad.replay import Window, prepare_sequences
 
 from _helpers import random_params
 
@@ -50,17 +50,18 @@ def _actor_contexts(network, params, obs):
     return carried
 
 
-def _window(obs: np.ndarray, end: int) -> Transition:
-    """The stored window ending at o_end, with is_first set at every episode start."""
-    idx = np.arange(end - S + 1, end + 1)
+def _window(obs: np.ndarray, end: int, length: int = S) -> Window:
+    """The sampled window of ``length`` steps ending at o_end, with is_first set at every episode start."""
+    idx = np.arange(end - length + 1, end + 1)
     is_first = np.isin(idx, EPISODE_STARTS)
-    return Transition(
+    return Window(
         obs=jnp.asarray(obs[idx]),
-        action=jnp.zeros((S,), jnp.int32),
-        reward=jnp.zeros((S,), jnp.float32),
-        terminated=jnp.zeros((S,), bool),
-        next_obs=jnp.asarray(obs[np.minimum(idx + 1, N_STEPS - 1)]),
+        action=jnp.zeros((length,), jnp.int32),
+        reward=jnp.zeros((length,), jnp.float32),
+        terminated=jnp.zeros((length,), bool),
+        truncated=jnp.zeros((length,), bool),
         is_first=jnp.asarray(is_first),
+        next_obs=jnp.asarray(obs[min(end + 1, N_STEPS - 1)]),
     )
 
 
@@ -176,13 +177,11 @@ def test_unroll_context_has_no_gradient():
 # ------------------------------------------------------------------------------------------------
 
 
-def _stored_window(obs, carried, end: int, length: int) -> Transition:
+def _stored_window(obs, carried, end: int, length: int) -> Window:
     """A stored window of ``length`` steps ending at o_end, carrying the actor's context of every step."""
     idx = np.arange(end - length + 1, end + 1)
-    base = _window(obs, end)._replace(obs=jnp.asarray(obs[idx]), is_first=jnp.asarray(np.isin(idx, EPISODE_STARTS)))
-    base = jax.tree.map(lambda x: x[-length:], base)
     context = tuple(jnp.asarray(np.stack([carried[i][l] for i in idx])) for l in range(len(carried[0])))
-    return base._replace(context=context)
+    return _window(obs, end, length)._replace(extras=context)
 
 
 @pytest.mark.parametrize("burn_in", [0, 1, 3])
@@ -194,7 +193,8 @@ def test_stored_context_burn_in_reproduces_the_actor_context(burn_in):
     params = random_params(network, seed=7)
     obs = _observations(4)
     carried = _actor_contexts(network, params, obs)
-    batch = prepare_sequences(_stack([_stored_window(obs, carried, e, burn_in + 1) for e in ENDS]), "repeat_first")
+    batch = prepare_sequences(_stack([_stored_window(obs, carried, e, burn_in + 1) for e in ENDS]), "repeat_first",
+                              stored_context=True)
     assert batch.context0 is not None and batch.obs_seq.shape[1] == burn_in + 1
     context_t, target_next = jax.jit(
         lambda o, r, c0: replayed_contexts(network, params, params, o, r, c0))(batch.obs_seq, batch.reset,

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from purejax_ad.config import Config, validate
+from purejax_ad.replay import IS_FIRST, TERMINATED
 from purejax_ad.trainer import epsilon_schedule, make_train, mean_recent_return, record_returns
 
 from _helpers import probe_environment
@@ -230,16 +231,22 @@ def test_actor_bookkeeping_and_stored_transitions(advance):
     iters = config.warmup_iters
     assert iters == 11 and int(state.env_steps) == 22 and int(state.num_episodes) == 2 * 5
 
-    exp = jax.device_get(state.buffer_state.experience)
-    obs_idx = np.argmax(exp.obs[:, :iters], axis=-1)  # [env, t]
-    next_idx = np.argmax(exp.next_obs[:, :iters], axis=-1)
-    action, reward = exp.action[:, :iters], exp.reward[:, :iters]
+    exp = jax.device_get(state.buffer_state.steps.experience)
+    codec = trainer.replay.codec
+    obs_idx = np.argmax(np.asarray(codec.decode(exp.obs[:, :iters])), axis=-1)  # [env, t]
+    action, reward = exp.action[:, :iters].astype(np.int32), exp.reward[:, :iters]
     first_step = np.arange(iters) % 2 == 0  # episodes are exactly two steps long
-    np.testing.assert_array_equal(exp.is_first[:, :iters], np.broadcast_to(first_step, (2, iters)))
-    np.testing.assert_array_equal(exp.terminated[:, :iters], np.broadcast_to(~first_step, (2, iters)))
+    np.testing.assert_array_equal((exp.flags[:, :iters] & IS_FIRST) > 0, np.broadcast_to(first_step, (2, iters)))
+    np.testing.assert_array_equal((exp.flags[:, :iters] & TERMINATED) > 0, np.broadcast_to(~first_step, (2, iters)))
     assert np.all(obs_idx[:, first_step] < 2) and np.all(obs_idx[:, ~first_step] == 2)
-    assert np.all(next_idx[:, first_step] == 2)
-    assert np.all(next_idx[:, ~first_step] == 2)  # final observation of the episode, not the reset one
+    # o_{t+1} is not stored with the step: after a first step it is the next slot's observation (the second
+    # step's); after a terminated step it is never read, and the sampled next observation is zero.
+    window = jax.device_get(jax.jit(lambda s, k: trainer.replay._replace(batch_size=64).sample(
+        s.buffer_state, k, s.actor.obs))(state, jax.random.key(0)))
+    sampled_first = window.is_first[:, -1]
+    assert sampled_first.any() and (~sampled_first).any()
+    assert np.all(np.argmax(window.next_obs[sampled_first], axis=-1) == 2)
+    assert np.all(window.next_obs[~sampled_first] == 0.0)
     expected_reward = np.where(first_step, (action == obs_idx).astype(np.float32), np.where(action == 1, 1.0, 0.5))
     np.testing.assert_array_equal(reward, expected_reward)
 
