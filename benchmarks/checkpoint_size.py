@@ -17,34 +17,16 @@ from pathlib import Path
 import jax
 
 from purejax_ad.config import check, make_config_env
+from purejax_ad.plan import state_bytes
 from purejax_ad.presets import preset_config
 
 from purejax_ad.trainer import make_train
 
 
-def tree_bytes(tree) -> int:
-    """Bytes of every array in a pytree of arrays or ``ShapeDtypeStruct`` s (PRNG keys as their raw data)."""
-    total = 0
-    for leaf in jax.tree.leaves(tree):
-        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-            leaf = jax.eval_shape(jax.random.key_data, leaf)
-        total += leaf.size * leaf.dtype.itemsize
-    return int(total)
-
-
 def state_sizes(config) -> dict[str, int]:
-    """Bytes per seed of the parts of one seed's train state."""
-    env = make_config_env(config)
-    trainer = make_train(config, env)
-    state = jax.eval_shape(trainer.init, jax.random.key(0))
-    learner = state.learner
-    return {
-        "replay buffer": tree_bytes(state.buffer_state),
-        "params": tree_bytes(learner.params),
-        "target params": tree_bytes(learner.target_params),
-        "optimiser states": tree_bytes(learner.opt_state),
-        "env states, contexts, counters, keys": tree_bytes(state) - tree_bytes(state.buffer_state) - tree_bytes(learner),
-    }
+    """Bytes per seed of the parts of one seed's train state (:func:`purejax_ad.plan.state_bytes`)."""
+    trainer = make_train(config, make_config_env(config))
+    return state_bytes(jax.eval_shape(trainer.init, jax.random.key(0)))
 
 
 def main(argv=None) -> int:
@@ -60,12 +42,13 @@ def main(argv=None) -> int:
     config = check(preset_config(a.preset, env=a.env, **overrides))
     sizes = state_sizes(config)
     per_seed = sum(sizes.values())
+    replay = sum(v for k, v in sizes.items() if k.startswith("replay"))
     print(f"{config.env} / {a.preset}: buffer {config.effective_buffer_size:,} transitions per seed, "
           f"{config.num_seeds} seeds")
     for name, b in sizes.items():
         print(f"  {name:<40} {b / 2**20:12,.1f} MiB per seed")
     print(f"  {'total':<40} {per_seed / 2**20:12,.1f} MiB per seed, {per_seed * config.num_seeds / 2**30:,.2f} GiB "
-          f"for {config.num_seeds} seeds; without replay {(per_seed - sizes['replay buffer']) / 2**20:,.1f} MiB "
+          f"for {config.num_seeds} seeds; without replay {(per_seed - replay) / 2**20:,.1f} MiB "
           "per seed")
     if a.measure_dir:
         for ckpt in sorted((Path(a.measure_dir) / "checkpoints").iterdir()):

@@ -355,6 +355,18 @@ def run(config: Config, progress: bool = True, resume: bool = False, dry_run: bo
     return summary
 
 
+def plan_run(config: Config, flops: bool = True) -> Plan:
+    """The pre-flight plan of ``config`` (what ``--dry-run`` prints), computed without allocating the run.
+
+    Args:
+      flops: also compile one env step and one update for their FLOPs and measure the matmul rate.
+    """
+    trainer = make_train(config, make_config_env(config))
+    sharding = seed_sharding(config.num_devices)
+    plan = _prepare(config, trainer, sharding, dry_run=True)[3]
+    return with_flops(plan, config, trainer, sharding) if flops else plan
+
+
 def with_flops(plan: Plan, config: Config, trainer, sharding) -> Plan:
     """``plan`` with the FLOPs per env step and per update (XLA cost analysis of one seed's env step and
     update), the measured matmul rate, and the whole run's FLOPs."""

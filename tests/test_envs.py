@@ -72,3 +72,24 @@ def test_sticky_actions_default_and_reset_of_last_action():
     # after an episode end the remembered action is forgotten (original MinAtar resets it to 0)
     assert bool(jnp.all(jnp.where(ended, states.last_action == 0, True)))
     assert bool(jnp.any(states.last_action == 1))
+
+
+def test_minatar_and_classic_runs_need_no_mujoco_brax_or_playground():
+    """The GPU image and Colab may lack the MJX stack: the CLI, the host loop and a MinAtar env import and
+    build with mujoco, mujoco_playground, brax and warp made unimportable (DMC imports them lazily)."""
+    import subprocess
+    import sys
+
+    code = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("mujoco", "mujoco_playground", "brax", "warp"):
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Block())
+import purejax_ad.train, purejax_ad.run, purejax_ad.sac
+from purejax_ad.envs import make_env
+print(make_env("Breakout-MinAtar").obs_size)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "400", proc.stderr
