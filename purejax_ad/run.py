@@ -30,6 +30,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from purejax_ad import distributed
 from purejax_ad.ad_dqn import Hyperparams
 from purejax_ad.checkpoint import Checkpointer
 from purejax_ad.config import AD_ALGOS, CONTINUOUS_ALGOS, QR_ALGOS, Config, ConfigError, check, make_config_env
@@ -176,10 +177,10 @@ def run(config: Config, progress: bool = True, resume: bool = False) -> dict:
     Raises:
       purejax_ad.config.ConfigError: invalid config or output directory (nothing compiled or written).
     """
-    if config.distributed:
-        jax.distributed.initialize()
     out = Path(config.out) if config.out else default_out_dir(config)
     check(config, out, resume)
+    if config.distributed:  # initialize (unless done), then wait until every process has checked
+        distributed.start(config)
     env = make_config_env(config)
     trainer = make_train(config, env)
     L, S = trainer.network.num_layers, config.num_seeds
@@ -192,7 +193,7 @@ def run(config: Config, progress: bool = True, resume: bool = False) -> dict:
         what = f"{S} seeds" if config.num_configs == 1 else f"{R} runs ({config.num_configs} configs x {S} seeds)"
         print(f"note: {what} padded to {R_pad} for {num_devices} devices; the {R_pad - R} padding runs are "
               "computed and discarded", file=sys.stderr)
-    keys = jax.device_put(run_keys(config, R_pad), sharding)
+    keys = distributed.device_put(run_keys(config, R_pad), sharding)
     hyper = jax.device_put(run_hyperparams(config, R_pad), sharding)
     eval_base = jax.vmap(lambda k: jax.random.fold_in(k, 0x5EED))(keys)
 
