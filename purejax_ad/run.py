@@ -31,6 +31,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from purejax_ad import distributed
 from purejax_ad.ad_dqn import Hyperparams
 from purejax_ad.checkpoint import Checkpointer
 from purejax_ad.config import AD_ALGOS, CONTINUOUS_ALGOS, QR_ALGOS, Config, ConfigError, check, make_config_env
@@ -232,7 +233,7 @@ def _prepare(config: Config, trainer, sharding, dry_run: bool = False):
         raise ConfigError(refusal(plan))
     for attempt in range(3):
         runs = wave_runs(config, 0, wave)
-        keys = jax.device_put(run_keys(config, runs), sharding)
+        keys = distributed.device_put(run_keys(config, runs), sharding)
         hyper = jax.device_put(run_hyperparams(config, runs), sharding)
         compiled, state_shape = _compile(trainer, keys, hyper, sharding)
         plan = _plan_for(config, trainer, D, wave, compiled)
@@ -266,10 +267,10 @@ def run(config: Config, progress: bool = True, resume: bool = False, dry_run: bo
       purejax_ad.config.ConfigError: invalid config or output directory, or a run that does not fit the
         device (nothing compiled or written).
     """
-    if config.distributed:
-        jax.distributed.initialize()
     out = Path(config.out) if config.out else default_out_dir(config)
     check(config, None if dry_run else out, resume)
+    if config.distributed:  # initialize (unless done), then wait until every process has checked
+        distributed.start(config)
     env = make_config_env(config)
     trainer = make_train(config, env)
     L, S = trainer.network.num_layers, config.num_seeds
@@ -324,7 +325,7 @@ def run(config: Config, progress: bool = True, resume: bool = False, dry_run: bo
     with StopSignals() as signals:
         while host["wave"] < n_waves and stop_reason is None:
             runs = wave_runs(config, host["wave"], W)
-            keys = jax.device_put(run_keys(config, runs), sharding)
+            keys = distributed.device_put(run_keys(config, runs), sharding)
             hyper = jax.device_put(run_hyperparams(config, runs), sharding)
             if state is not None and not has_replay:  # refill an empty buffer; its env steps are not counted
                 counters = (state.env_steps, state.recent_returns, state.num_episodes)  # kept: warmup donates

@@ -25,6 +25,11 @@ from pathlib import Path
 
 import tyro
 
+if __name__ == "__main__":  # --distributed: before the imports below (gymnax creates arrays; then JAX refuses)
+    from purejax_ad.distributed import initialize_from_argv
+
+    initialize_from_argv(sys.argv[1:])
+
 from purejax_ad.config import RUN_CONTROL_FIELDS, SWEEPABLE, Config, ConfigError, check
 from purejax_ad.presets import PRESETS, preset_config
 
