@@ -1,6 +1,15 @@
-"""pytest configuration for the whole repository: notebooks executed by ``pytest --nbmake`` run in their
-small-settings mode (tiny configs that finish on a CPU); the kernel inherits this environment variable."""
+"""pytest configuration for the whole repository.
+
+* Notebooks executed by ``pytest --nbmake`` run in their small-settings mode (tiny configs that finish on a CPU);
+  the kernel inherits this environment variable.
+* A persistent XLA compilation cache shared by the test process and every CLI subprocess and notebook kernel
+  it starts: many tests compile the same tiny programs, and a cached executable is the same executable, so
+  results do not change (only compilation time does).
+"""
 
 import os
+import tempfile
 
 os.environ.setdefault("PUREJAX_AD_SMALL", "1")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "purejax_ad_test_xla_cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")

@@ -1,7 +1,7 @@
 """Replay: a compact, lossless flashbax trajectory buffer of env steps, sampled as short windows.
 
-Layout (README "Replay memory"). Every env lane is a flashbax trajectory-buffer row; a slot holds one
-:class:`StoredStep`: the observation o_t **once** (MinAtar's binary planes bit-packed, 8 cells a byte;
+Layout (README "Memory: compact replay, the pre-flight plan, seed waves"). Every env lane is a flashbax
+trajectory-buffer row; a slot holds one :class:`StoredStep`: the observation o_t **once** (MinAtar's binary planes bit-packed, 8 cells a byte;
 other suites float32), the action in the smallest integer dtype that holds ``num_actions``, the reward as
 float32 (exact), one ``uint8`` of flags (terminated, truncated, episode start), and per-algorithm extras
 (stored contexts, ndpg's node noise). The next observation o_{t+1} is *not* stored with the step:
@@ -19,7 +19,8 @@ float32 (exact), one ``uint8`` of flags (terminated, truncated, episode start), 
 Sampling draws exactly the windows flashbax's ``trajectory_buffer.sample`` draws for the same key
 (:func:`sample_indices`; ``tests/test_replay.py`` checks it against flashbax itself), so a run's random
 stream does not depend on the layout. Windows are contiguous per lane and ignore episode boundaries:
-:func:`prepare_sequences` applies the configured episode-start rule (docs/algorithm.md, quirks Q1, Q3).
+:func:`prepare_sequences` applies the configured episode-start rule (README "Quirks of the official code
+as options": Q1, Q3).
 """
 
 from __future__ import annotations
@@ -324,7 +325,7 @@ def last_episode_start(is_first: jax.Array) -> jax.Array:
 def prepare_sequences(window: Window, replay_padding: str, stored_context: bool = False) -> Batch:
     """Turn sampled windows into a :class:`Batch`.
 
-    ``repeat_first`` (faithful, docs/algorithm.md quirk Q3): with ``m`` the last episode start in the
+    ``repeat_first`` (faithful, README quirk Q3): with ``m`` the last episode start in the
     window, every earlier observation is replaced by ``O[m]``, and the unroll starts from zero.
     ``zero_context`` (clean): observations stay; the context is reset to zero at every episode start,
     exactly as the actor does.

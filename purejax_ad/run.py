@@ -279,7 +279,11 @@ def run(config: Config, progress: bool = True, resume: bool = False, dry_run: bo
     num_devices = sharding.mesh.size
     is_main = jax.process_index() == 0
     t0 = time.perf_counter()
-    ckpt_host = Checkpointer(out, config.keep_checkpoints, config.checkpoint_replay).read_host() if resume else None
+    ckpt_host = None
+    if resume:  # the host record says which replay layout and which waves the checkpoint has
+        reader = Checkpointer(out, config.keep_checkpoints, config.checkpoint_replay)
+        ckpt_host = reader.read_host()
+        reader.close()
     if ckpt_host is not None and ckpt_host.get("replay_layout") != REPLAY_LAYOUT:
         raise ConfigError(f"--resume {out}: its checkpoint was written by an older purejax_ad that stored both "
                           "observations of every transition (before the compact replay buffer); resume it with "

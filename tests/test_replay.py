@@ -1,4 +1,4 @@
-"""Replay: episode-start padding of sampled windows (docs/algorithm.md, quirk Q3) and the compact buffer against an
+"""Replay: episode-start padding of sampled windows (quirk Q3) and the compact buffer against an
 uncompressed reference buffer."""
 
 from __future__ import annotations
