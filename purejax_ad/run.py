@@ -299,8 +299,10 @@ def run(config: Config, progress: bool = True, resume: bool = False, dry_run: bo
     if is_main:
         print(summary_line(plan) + (f"; {n_waves} waves of {W} runs" if n_waves > 1 else ""), file=sys.stderr)
         if W * n_waves != R:
-            print(f"note: {R} runs computed as {n_waves} x {W}; the {W * n_waves - R} padding runs are computed "
-                  "and discarded", file=sys.stderr)
+            what = f"{S} seeds" if config.num_configs == 1 else f"{R} runs ({config.num_configs} configs x {S} seeds)"
+            where = f"{W} for {num_devices} devices" if n_waves == 1 else f"{n_waves} waves of {W}"
+            print(f"note: {what} padded to {where}; the {W * n_waves - R} padding runs are computed and discarded",
+                  file=sys.stderr)
     init, warmup, chunk, evaluate = (compiled[k] for k in ("init", "warmup", "chunk", "evaluate"))
 
     ckpt = Checkpointer(out, config.keep_checkpoints, config.checkpoint_replay)
