@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import os
 import resource
 import statistics
@@ -47,6 +46,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from purejax_ad import plan  # noqa: E402
 from purejax_ad.config import ALGOS, check, make_config_env  # noqa: E402
 from purejax_ad.presets import preset_config  # noqa: E402
 from purejax_ad.run import seed_keys  # noqa: E402
@@ -55,10 +55,7 @@ from purejax_ad.trainer import make_train  # noqa: E402
 
 def compiled_flops(fn, *args) -> float:
     """FLOPs of one call of ``jax.jit(fn)`` from XLA's cost analysis (0 when unavailable)."""
-    analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
-    if isinstance(analysis, (list, tuple)):
-        analysis = analysis[0] if analysis else {}
-    return float((analysis or {}).get("flops", 0.0))
+    return plan.compiled_flops(jax.jit(fn).lower(*args).compile())
 
 
 def matmul_peak_flops(dtype=jnp.float32, n: int | None = None, repeats: int = 5, precision=None) -> float:
@@ -123,7 +120,7 @@ def peak_memory_bytes() -> tuple[int, str]:
 
 def program_bytes(compiled, state_shape) -> int:
     """Training state plus the compiled program's temporaries (XLA memory analysis; the state when unavailable)."""
-    state = sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(state_shape))
+    state = plan.tree_bytes(state_shape)
     try:
         temp = int(compiled.memory_analysis().temp_size_in_bytes)
     except Exception:  # noqa: BLE001 -- not every backend implements it
