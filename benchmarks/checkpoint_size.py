@@ -20,12 +20,12 @@ from purejax_ad.config import check, make_config_env
 from purejax_ad.plan import state_bytes
 from purejax_ad.presets import preset_config
 
-from purejax_ad.trainer import make_train
+from purejax_ad.program import make_program
 
 
 def state_sizes(config) -> dict[str, int]:
     """Bytes per seed of the parts of one seed's train state (:func:`purejax_ad.plan.state_bytes`)."""
-    trainer = make_train(config, make_config_env(config))
+    trainer = make_program(config, make_config_env(config))
     return state_bytes(jax.eval_shape(trainer.init, jax.random.key(0)))
 
 

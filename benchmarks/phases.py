@@ -16,7 +16,6 @@ import time
 import jax
 import jax.numpy as jnp
 
-from purejax_ad import ad_dqn
 from purejax_ad.context import replayed_contexts
 from purejax_ad.evaluation import epsilon_greedy
 from purejax_ad.replay import prepare_sequences
@@ -36,7 +35,7 @@ def phase_times(trainer, env, state, repeats: int = 5) -> dict[str, float]:
     """Seconds per update cycle spent in each phase, for a seed-stacked ``state``.
 
     Args:
-      trainer: :class:`purejax_ad.trainer.Trainer` of the config. env: its environment.
+      trainer: :class:`purejax_ad.program.Program` of the config. env: its environment.
       state: seed-stacked train state after the warm-up (the replay buffer can be sampled).
 
     Returns:
@@ -44,7 +43,6 @@ def phase_times(trainer, env, state, repeats: int = 5) -> dict[str, float]:
     """
     c, net = trainer.config, trainer.network
     replay = trainer.replay
-    tx = ad_dqn.optimizer_for(ad_dqn.Hyperparams.from_values(c))
     E = c.num_envs
 
     def act(s):
@@ -60,15 +58,14 @@ def phase_times(trainer, env, state, repeats: int = 5) -> dict[str, float]:
         return replay.add(s.buffer_state, stored._replace(obs=replay.codec.encode(s.actor.obs)), s.actor.obs)
 
     def sample(s):
-        return prepare_sequences(replay.sample(s.buffer_state, s.key, s.actor.obs), c.replay_padding,
-                                 c.context_source == "stored")
+        return replay.sample(s.buffer_state, s.key, s.actor.obs)
 
-    def context(s, batch):
+    def context(s, window):
+        batch = prepare_sequences(window, c.replay_padding, c.context_source == "stored")
         return replayed_contexts(net, s.learner.params, s.learner.target_params, batch.obs_seq, batch.reset)
 
-    def update(s, batch):
-        return ad_dqn.update(net, tx, s.learner, batch, s.hyper, c.train_frequency, c.double_q, c.td_loss,
-                             c.algo != "ad-backprop", c.qr_loss)
+    def update(s, window):  # the program's own update, its static flags closed over once
+        return trainer.update(s.learner, window, s.hyper)
 
     vm = lambda f: jax.jit(jax.vmap(f))  # noqa: E731
     batch = vm(sample)(state)

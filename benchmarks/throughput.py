@@ -47,10 +47,11 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from purejax_ad import plan  # noqa: E402
-from purejax_ad.config import ALGOS, check, make_config_env  # noqa: E402
+from purejax_ad.algos import algo_names  # noqa: E402
+from purejax_ad.config import check, make_config_env  # noqa: E402
 from purejax_ad.presets import preset_config  # noqa: E402
 from purejax_ad.run import seed_keys  # noqa: E402
-from purejax_ad.trainer import make_train  # noqa: E402
+from purejax_ad.program import make_program  # noqa: E402
 
 
 def compiled_flops(fn, *args) -> float:
@@ -143,7 +144,7 @@ def measure(env_id: str, preset: str, num_seeds: int, updates: int, repeats: int
                                  log_interval=chunk_steps, total_timesteps=total, eval_interval=0,
                                  buffer_size=min(base.buffer_size, total), **overrides))
     env = make_config_env(config)
-    trainer = make_train(config, env)
+    trainer = make_program(config, env)
     keys = seed_keys(config)
     t0 = time.perf_counter()
     shape = jax.eval_shape(jax.vmap(trainer.init), keys)
@@ -303,7 +304,7 @@ def main(argv=None) -> int:
     """CLI entry point."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="Breakout-MinAtar")
-    p.add_argument("--algo", default="ad-dqn", choices=list(ALGOS))
+    p.add_argument("--algo", default="ad-dqn", choices=list(algo_names()))
     p.add_argument("--preset", default="paper-minatar")
     p.add_argument("--seeds", default="1,2,4,8", help="comma-separated seed counts (give them increasing)")
     p.add_argument("--updates", type=int, default=10, help="updates per timed chunk")

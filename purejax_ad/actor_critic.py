@@ -1,21 +1,14 @@
-"""The training program of the continuous-action algos ``ddpg`` and ``ndpg`` (spec §13.4).
+"""What the continuous-action agents share: a deterministic policy acting with exploration noise on single
+replayed transitions, and a critic/actor pair of optimiser states (``docs/algorithm.md`` §Continuous control).
 
-:func:`make_actor_critic_train` returns a :class:`purejax_ad.trainer.Trainer` with exactly the per-seed
-interface of :func:`purejax_ad.trainer.make_train` (``init``, ``warmup``, ``train_chunk``, ``evaluate``,
-``train``, ``env_step``, ``learn``) and the same :class:`~purejax_ad.trainer.TrainState` /
-:class:`~purejax_ad.trainer.ChunkMetrics`, so :mod:`purejax_ad.run` drives it unchanged: the agent counts
-as one "layer" (``L = 1``), ``learner.params`` is a 1-tuple holding the whole agent.
+A subclass supplies the parameters, the optimisers, the behaviour and noise-free policies and one update
+rule; :class:`ActorCriticAgent` turns them into a :class:`purejax_ad.state.Agent`:
 
-* Warm-up: ``learning_starts`` env steps of uniform random actions in ``[-1, 1]``, no updates.
-* Then a ``lax.scan`` of "``train_frequency`` env steps of the behaviour policy, one update" (as
-  :mod:`purejax_ad.trainer`). Behaviour: ddpg ``clip(μ(s) + N(0, exploration_noise²))``; ndpg the
-  node-perturbed net of :func:`purejax_ad.ddpg.ndpg_explore`.
-* Replay: the compact buffer of :mod:`purejax_ad.replay`, sampled as single steps (sequence length 1);
-  a step stores the float32 ``[m]`` action taken and, for ndpg, the hidden pre-activation noise as extras;
-  a sampled batch is a :class:`purejax_ad.ddpg.Transition`.
-* Evaluation: the noise-free policy, ``num_eval_episodes`` episodes capped at ``eval_max_steps``; ``[1]``.
-* Metrics: ``td_loss`` / ``q_mean`` ``[1]`` (ddpg: the critic's; ndpg: means over all neurons' critics),
-  ``epsilon`` = ``exploration_noise``.
+* warm-up: ``learning_starts`` env steps of uniform random actions in ``[-1, 1]``;
+* replay: single steps (sequence length 1) storing the float32 ``[m]`` action taken and the behaviour's
+  extras; a sample is a :class:`purejax_ad.replay.TransitionBatch`;
+* evaluation: the noise-free policy (``P = 1``); metrics: ``td_loss`` / ``q_mean`` ``[1]``, the
+  exploration parameter is ``exploration_noise``.
 """
 
 from __future__ import annotations
@@ -25,170 +18,94 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from purejax_ad import ad_dqn, ddpg
-from purejax_ad.ad_dqn import Hyperparams
 from purejax_ad.config import Config
 from purejax_ad.envs import Environment
-from purejax_ad.replay import StoredStep, make_replay, obs_codec, pack_flags
-from purejax_ad.trainer import Trainer, TrainState, make_chunk_loop, record_returns
+from purejax_ad.hyperparams import Hyperparams
+from purejax_ad.replay import TransitionBatch, Window, prepare_transitions
+from purejax_ad.state import Acting, ActorState, LearnerState
 
 
 class ActorCriticNetwork(NamedTuple):
-    """Describes the agent (the host loop needs ``num_layers``; the agent is one "layer").
+    """Sizes of an actor-critic agent: one learning unit (``num_layers = 1``), no context.
 
     Attributes:
-      algo: ``"ddpg"`` or ``"ndpg"``. obs_size / action_dim: ``obs_size`` and ``m``.
-      net_arch: hidden widths of the actor (and of ddpg's critic). critic: ``"mlp"`` (ddpg),
-      ``"linear"`` or ``"compatible"`` (ndpg per-neuron critics).
+      obs_size: ``D``. action_dim: ``m``. net_arch: hidden widths of the actor (and of an MLP critic).
     """
 
-    algo: str
     obs_size: int
     action_dim: int
     net_arch: tuple
-    critic: str
 
     @property
     def num_layers(self) -> int:
         return 1
 
-    def init(self, key: jax.Array):
-        if self.algo == "ddpg":
-            return ddpg.ddpg_init(key, self.obs_size, self.action_dim, self.net_arch)
-        return ddpg.ndpg_init(key, self.obs_size, self.action_dim, self.net_arch, self.critic)
+    def initial_context(self, batch_shape=()) -> tuple:
+        """No context: ``()``."""
+        return ()
 
-    def policy(self, params, obs: jax.Array) -> jax.Array:
+
+class ActorCriticAgent:
+    """Base of the actor-critic agents (:class:`purejax_ad.state.Agent`); see the module docstring."""
+
+    sequence_length = 1
+    num_eval_policies = 1
+    eval_uses_key = False
+
+    def __init__(self, config: Config, env: Environment):
+        if not env.action_dim:
+            raise ValueError(f"{config.algo} needs continuous actions; {env.env_id} has discrete ones")
+        self.config = config
+        self.network = ActorCriticNetwork(env.obs_size, env.action_dim, tuple(config.net_arch))
+        self.tx_critic, self.tx_actor = self.optimizers(Hyperparams.from_values(config))
+
+    # --- supplied by a subclass -----------------------------------------------------------------------
+    def init_params(self, key: jax.Array):
+        """Fresh parameters with ``.actor`` and ``.critic`` fields."""
+        raise NotImplementedError
+
+    def optimizers(self, hyper: Hyperparams):
+        """``(critic, actor)`` optax transformations; their values live in the optimiser state (traced)."""
+        raise NotImplementedError
+
+    def behaviour(self, params, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, tuple]:
+        """``(action [E, m] in [-1, 1], extras to store)`` of the exploring policy."""
+        raise NotImplementedError
+
+    def policy(self, actor, obs: jax.Array) -> jax.Array:
         """Noise-free action ``[..., m]`` for ``obs [..., obs_size]``."""
-        if self.algo == "ddpg":
-            return ddpg.ddpg_actor(params.actor, obs)
-        return ddpg.ndpg_policy(params.actor, obs)
+        raise NotImplementedError
 
+    def extras_example(self) -> tuple:
+        """One step's stored extras (no env axis)."""
+        return ()
 
-class ACActorState(NamedTuple):
-    """Acting state of one seed's ``num_envs`` envs: env states, ``obs [E, obs_size]``, running
-    ``episode_return [E]`` and ``episode_length [E]``."""
+    def update_batch(self, learner: LearnerState, batch: TransitionBatch, hyper: Hyperparams):
+        """The update rule: ``(learner, {"td_loss": [1], "q_mean": [1]})``."""
+        raise NotImplementedError
 
-    env_state: object
-    obs: jax.Array
-    episode_return: jax.Array
-    episode_length: jax.Array
+    # --- the Agent interface ----------------------------------------------------------------------------
+    def init_learner(self, key: jax.Array, hyper: Hyperparams) -> LearnerState:
+        params = self.init_params(key)
+        tx_critic, tx_actor = self.optimizers(hyper)
+        return LearnerState((params,), (jax.tree.map(jnp.copy, params),),
+                            (tx_critic.init(params.critic), tx_actor.init(params.actor)), jnp.zeros((), jnp.int32))
 
+    def stored_example(self) -> tuple[jax.Array, tuple]:
+        return jnp.zeros((self.network.action_dim,), jnp.float32), self.extras_example()
 
-def make_actor_critic_train(config: Config, env: Environment) -> Trainer:
-    """Build the pure per-seed training functions of ddpg / ndpg on a continuous-action ``env``."""
-    c = config
-    if not env.action_dim:
-        raise ValueError(f"{c.algo} needs continuous actions; {env.env_id} has discrete ones")
-    network = ActorCriticNetwork(c.algo, env.obs_size, env.action_dim, tuple(c.net_arch),
-                                 "mlp" if c.algo == "ddpg" else c.ndpg_critic)
-    default_hyper = Hyperparams.from_values(c)
-    E, m = c.num_envs, env.action_dim
-    replay = make_replay(obs_codec(env), E, c.effective_buffer_size, c.batch_size, 1, env.max_episode_steps)
+    def exploration(self, env_steps: jax.Array, hyper: Hyperparams) -> jax.Array:
+        return jnp.asarray(self.config.exploration_noise, jnp.float32)
 
-    def optimizers(hyper: Hyperparams):
-        """(critic, actor) optax transformations; their values live in the optimiser state (traced)."""
-        if c.algo == "ddpg":
-            make = lambda lr: ad_dqn.make_optimizer(lr, hyper.max_grad_norm, hyper.adam_b1, hyper.adam_b2,
-                                                    hyper.adam_eps, c.lr_decay_updates)
-        else:
-            make = ddpg.local_optimizer
-        return make(hyper.learning_rate), make(jnp.asarray(c.actor_learning_rate, jnp.float32))
+    def act(self, params, actor: ActorState, key, env_steps, hyper, warmup: bool) -> Acting:
+        k_act, k_random = jax.random.split(key)
+        action, extras = self.behaviour(params[0], actor.obs, k_act)
+        if warmup:
+            action = jax.random.uniform(k_random, action.shape, minval=-1.0, maxval=1.0)
+        return Acting(action, action, (), extras)
 
-    tx_critic, tx_actor = optimizers(default_hyper)
+    def update(self, learner: LearnerState, window: Window, hyper: Hyperparams) -> tuple[LearnerState, dict]:
+        return self.update_batch(learner, prepare_transitions(window), hyper)
 
-    def noise_example(batch_shape=()):
-        if c.algo == "ddpg":
-            return ()
-        return tuple(jnp.zeros((*batch_shape, d), jnp.float32) for d in c.net_arch)
-
-    def init(key: jax.Array, hyper: Hyperparams | None = None) -> TrainState:
-        hyper = default_hyper if hyper is None else hyper
-        k_params, k_env, key = jax.random.split(key, 3)
-        params = network.init(k_params)
-        txc, txa = optimizers(hyper)
-        learner = ddpg.ACLearnerState((params,), (jax.tree.map(jnp.copy, params),),
-                                      (txc.init(params.critic), txa.init(params.actor)), jnp.zeros((), jnp.int32))
-        obs, env_state = jax.vmap(env.reset)(jax.random.split(k_env, E))
-        actor = ACActorState(env_state, obs, jnp.zeros((E,), jnp.float32), jnp.zeros((E,), jnp.int32))
-        example = StoredStep(replay.codec.encode(jnp.zeros((env.obs_size,), jnp.float32)),
-                             jnp.zeros((m,), jnp.float32), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.uint8),
-                             noise_example())
-        return TrainState(actor, learner, replay.init(example), key, hyper, jnp.zeros((), jnp.int32),
-                          jnp.zeros((c.return_window,), jnp.float32), jnp.zeros((), jnp.int32))
-
-    def behaviour(params, obs, key, random: bool):
-        """``(action [E, m], noise)`` of the behaviour policy (uniform random during the warm-up)."""
-        k_act, k_rand = jax.random.split(key)
-        if c.algo == "ddpg":
-            action, noise = ddpg.ddpg_actor(params.actor, obs), ()
-            action = jnp.clip(action + c.exploration_noise * jax.random.normal(k_act, action.shape), -1.0, 1.0)
-        else:
-            action, noise = ddpg.ndpg_explore(params.actor, obs, k_act, c.node_noise, c.exploration_noise)
-        if random:
-            action = jax.random.uniform(k_rand, (E, m), minval=-1.0, maxval=1.0)
-        return action, noise
-
-    def step(state: TrainState, random: bool) -> TrainState:
-        """One vectorised step of this seed's envs: act, step, store, track episodes."""
-        actor = state.actor
-        key, k_act, k_env = jax.random.split(state.key, 3)
-        action, noise = behaviour(state.learner.params[0], actor.obs, k_act, random)
-        out = jax.vmap(env.step)(jax.random.split(k_env, E), actor.env_state, action)
-        step = StoredStep(replay.codec.encode(actor.obs), action, out.reward,
-                          pack_flags(out.terminated, out.truncated, jnp.zeros_like(out.terminated)), noise)
-        buffer_state = replay.add(state.buffer_state, step, out.final_obs)
-        ended = out.terminated | out.truncated
-        episode_return = actor.episode_return + out.reward
-        recent, count = record_returns(state.recent_returns, state.num_episodes, episode_return, ended)
-        actor = ACActorState(out.state, out.obs, jnp.where(ended, 0.0, episode_return),
-                             jnp.where(ended, 0, actor.episode_length + 1))
-        return state._replace(actor=actor, buffer_state=buffer_state, key=key, env_steps=state.env_steps + E,
-                              recent_returns=recent, num_episodes=count)
-
-    def env_step(state: TrainState, _=None) -> tuple[TrainState, None]:
-        return step(state, False), None
-
-    def warmup(state: TrainState) -> TrainState:
-        state, _ = jax.lax.scan(lambda s, _: (step(s, True), None), state, length=c.warmup_iters)
-        return state
-
-    def learn(state: TrainState) -> tuple[TrainState, dict]:
-        """Sample a batch of transitions and update the agent once."""
-        key, k_sample = jax.random.split(state.key)
-        w = replay.sample(state.buffer_state, k_sample, state.actor.obs)
-        batch = ddpg.Transition(w.obs[:, 0], w.action[:, 0], w.reward[:, 0], w.terminated[:, 0], w.next_obs,
-                                tuple(x[:, 0] for x in w.extras))
-        if c.algo == "ddpg":
-            learner, metrics = ddpg.ddpg_update(tx_critic, tx_actor, state.learner, batch, state.hyper,
-                                                c.train_frequency)
-        else:
-            learner, metrics = ddpg.ndpg_update(c.ndpg_critic, tx_critic, tx_actor, state.learner, batch,
-                                                state.hyper, c.train_frequency)
-        return state._replace(learner=learner, key=key), metrics
-
-    train_chunk, train = make_chunk_loop(c, 1, init, warmup, env_step, learn,
-                                         lambda state: jnp.asarray(c.exploration_noise, jnp.float32))
-
-    def evaluate(state: TrainState, key: jax.Array) -> jax.Array:
-        """``[1]``: mean return of the noise-free policy over ``num_eval_episodes`` fresh episodes."""
-        params, n = state.learner.params[0], c.num_eval_episodes
-        k_reset, k_run = jax.random.split(key)
-        obs, env_state = jax.vmap(env.reset)(jax.random.split(k_reset, n))
-
-        def cond(carry):
-            t, _, _, _, done, _ = carry
-            return (t < c.eval_max_steps) & ~jnp.all(done)
-
-        def body(carry):
-            t, key, obs, env_state, done, ret = carry
-            key, k_step = jax.random.split(key)
-            out = jax.vmap(env.step)(jax.random.split(k_step, n), env_state, network.policy(params, obs))
-            ret = ret + jnp.where(done, 0.0, out.reward)
-            return t + 1, key, out.obs, out.state, done | out.terminated | out.truncated, ret
-
-        carry = (jnp.zeros((), jnp.int32), k_run, obs, env_state, jnp.zeros((n,), bool), jnp.zeros((n,), jnp.float32))
-        ret = jax.lax.while_loop(cond, body, carry)[-1]
-        return jnp.mean(ret)[None]
-
-    return Trainer(c, network, init, warmup, train_chunk, evaluate, train, lambda state: env_step(state)[0], learn,
-                   replay)
+    def eval_policy(self, params, obs, context, key):
+        return self.policy(params[0].actor, obs), context

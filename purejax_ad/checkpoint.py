@@ -1,6 +1,6 @@
 """Checkpoints of the whole training state (orbax), for resuming interrupted runs.
 
-A checkpoint holds the seed-stacked :class:`purejax_ad.trainer.TrainState` (per-layer params, target
+A checkpoint holds the seed-stacked :class:`purejax_ad.state.TrainState` (per-layer params, target
 params, optimiser states, replay buffer, env states, actor contexts, PRNG keys, step counters) and a
 small JSON record of the host loop (rows written so far, evaluation counter, timings). They live in
 ``RUN_DIR/checkpoints/<env_steps>/``; orbax writes each one into a temporary directory and renames it

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import tyro
 
-from purejax_ad.config import QR_ALGOS
+from purejax_ad.algos import ALGO_SPECS
 from purejax_ad.outputs import mean_and_se
 
 #: Rough normalisation anchors ``env -> (random score, reference score)``: a random policy's return and an
@@ -62,7 +62,8 @@ class RunData:
     algo = property(lambda self: self._get("algo"))
     preset = property(lambda self: self._get("preset"))
     # Only the QR methods have a QR loss (config.json records the field for every algo).
-    qr_loss = property(lambda self: self._get("qr_loss", None) if self.algo in QR_ALGOS else None)
+    qr_loss = property(lambda self: self._get("qr_loss", None)
+                       if self.algo in ALGO_SPECS and ALGO_SPECS[self.algo].quantiles else None)
     complete = property(lambda self: None if self.summary is None else self.summary.get("complete"))
 
     def sweep(self) -> list[tuple[str, list]]:

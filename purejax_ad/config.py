@@ -16,21 +16,11 @@ from typing import Annotated, Literal
 
 import tyro
 
+from purejax_ad.algos import ALGO_SPECS, algo_spec
 from purejax_ad.envs import UnknownEnvError, action_space_kind, canonical_env_id, check_dmc_options, env_suite, make_env
 
-#: Algorithms (README "Methods"): the AD family (per-layer local TD learning), backprop yardsticks, and the
-#: continuous-action pair (neuron-local DDPG, spec §13, and backprop DDPG).
-ALGOS = ("ad-dqn", "ad-qrdqn", "arq", "ad-backprop", "dqn", "qrdqn", "ndpg", "ddpg")
-#: Algorithms whose network is an AD cell stack (the others use a standard :class:`~purejax_ad.qnetwork.QNetwork`).
-AD_ALGOS = ("ad-dqn", "ad-qrdqn", "arq", "ad-backprop")
-#: Algorithms with quantile outputs (spec §7).
-QR_ALGOS = ("ad-qrdqn", "qrdqn")
-#: Continuous-action actor-critic algorithms (:mod:`purejax_ad.actor_critic`).
-CONTINUOUS_ALGOS = ("ndpg", "ddpg")
-#: Action space each algo needs (DMC tasks offer both: bang-bang discretized or continuous).
-ALGO_ACTION_SPACE = {algo: "continuous" if algo in CONTINUOUS_ALGOS else "discrete" for algo in ALGOS}
 #: Hyperparameters that do not change shapes: a list of values on the CLI (``--learning-rate 1e-4,3e-4``)
-#: sweeps them inside one compiled program (traced per run, :class:`purejax_ad.ad_dqn.Hyperparams`).
+#: sweeps them inside one compiled program (traced per run, :class:`purejax_ad.hyperparams.Hyperparams`).
 SWEEPABLE = ("learning_rate", "gamma", "max_grad_norm", "tau", "target_update_interval", "epsilon_start",
              "epsilon_end", "exploration_fraction", "adam_b1", "adam_b2", "adam_eps")
 #: Fields that only control how a run is executed, not what it computes; ``--resume`` may change them.
@@ -46,8 +36,8 @@ class Config:
     env: str = "CartPole-v1"
     """Environment id (see ``purejax_ad.envs.ENV_REGISTRY``)."""
     algo: str = "ad-dqn"
-    """Algorithm: ad-dqn (spec §1), ad-qrdqn (§7), arq (§11), ad-backprop (AD net, end-to-end backprop),
-    dqn, qrdqn (standard Q-network, backprop); continuous actions: ndpg (neuron-local DDPG, §13), ddpg."""
+    """Algorithm: a row of :data:`purejax_ad.algos.ALGO_SPECS` (ad-dqn, ad-qrdqn, arq, ad-backprop, dqn,
+    qrdqn; continuous actions: ndpg, ddpg; README "Methods")."""
     preset: str = "classic-fast"
     """Name of the preset the values started from (recorded in outputs)."""
     num_seeds: int = 4
@@ -211,8 +201,15 @@ class Config:
     def network_cell(self) -> str:
         """The AD cell actually used (``cell`` with ``"auto"`` resolved)."""
         if self.cell == "auto":
-            return "arq" if self.algo == "arq" else "attention"
+            spec = ALGO_SPECS.get(self.algo)
+            return (spec.default_cell if spec is not None else None) or "attention"
         return self.cell
+
+    @property
+    def continuous_actions(self) -> bool:
+        """The algorithm acts with continuous actions (its table row's ``action_space``)."""
+        spec = ALGO_SPECS.get(self.algo)
+        return spec is not None and spec.action_space == "continuous"
 
     @property
     def sweep_configs(self) -> list[dict]:
@@ -271,7 +268,7 @@ class Config:
     @property
     def lr_decay_updates(self) -> int:
         """Updates over which the learning rate decays to 0: ``total_updates`` for ``lr_schedule="linear"``,
-        else 0 (constant); the static argument of :func:`purejax_ad.ad_dqn.make_optimizer`."""
+        else 0 (constant); the static argument of :func:`purejax_ad.hyperparams.make_optimizer`."""
         return self.total_updates if self.lr_schedule == "linear" else 0
 
     @property
@@ -287,12 +284,12 @@ def validate(config: Config) -> list[str]:
         canonical_env_id(c.env)
     except UnknownEnvError as e:
         problems.append(str(e))
-    if c.algo not in ALGOS:
-        problems.append(f"unknown algo {c.algo!r}; valid algos: {', '.join(ALGOS)}")
-    elif not problems and action_space_kind(c.env) not in (ALGO_ACTION_SPACE[c.algo], "both"):
-        fitting = [a for a, kind in ALGO_ACTION_SPACE.items() if kind == action_space_kind(c.env)]
+    if c.algo not in ALGO_SPECS:
+        problems.append(f"unknown algo {c.algo!r}; valid algos: {', '.join(ALGO_SPECS)}")
+    elif not problems and action_space_kind(c.env) not in (algo_spec(c.algo).action_space, "both"):
+        fitting = [s.name for s in ALGO_SPECS.values() if s.action_space == action_space_kind(c.env)]
         problems.append(f"env {c.env} has {action_space_kind(c.env)} actions but algo {c.algo} needs "
-                        f"{ALGO_ACTION_SPACE[c.algo]} actions (algos for this env: {', '.join(fitting) or 'none yet'})")
+                        f"{algo_spec(c.algo).action_space} actions (algos for this env: {', '.join(fitting) or 'none yet'})")
     positive = dict(num_seeds=c.num_seeds, total_timesteps=c.total_timesteps, num_envs=c.num_envs,
                     num_heads=c.num_heads, batch_size=c.batch_size, buffer_size=c.buffer_size,
                     train_frequency=c.train_frequency, target_update_interval=c.target_update_interval,
@@ -367,16 +364,17 @@ def validate(config: Config) -> list[str]:
         if c.sticky_action_prob:
             problems.append("sticky_action_prob applies to MinAtar; DMC tasks have no sticky actions")
         try:
-            check_dmc_options(c.env, c.algo in CONTINUOUS_ALGOS, c.action_repeat, c.max_discrete_actions)
+            check_dmc_options(c.env, c.continuous_actions, c.action_repeat, c.max_discrete_actions)
         except ValueError as e:
             problems.append(str(e))
-    if c.algo in CONTINUOUS_ALGOS:
+    spec = ALGO_SPECS.get(c.algo)
+    if spec is not None and spec.family == "actor-critic":
         if c.actor_learning_rate <= 0:
             problems.append(f"actor_learning_rate must be > 0, got {c.actor_learning_rate}")
         if c.exploration_noise < 0 or c.node_noise < 0:
             problems.append("exploration_noise and node_noise must be >= 0")
-        if c.algo == "ndpg" and c.lr_schedule != "constant":
-            problems.append("lr_schedule 'linear' is not implemented for ndpg (plain per-neuron SGD)")
+        if not spec.linear_lr_schedule and c.lr_schedule != "constant":
+            problems.append(f"lr_schedule 'linear' is not implemented for {c.algo}")
         if c.ndpg_critic not in ("linear", "compatible"):
             problems.append(f"ndpg_critic must be 'linear' or 'compatible', got {c.ndpg_critic!r}")
     return problems
@@ -386,7 +384,7 @@ def make_config_env(config: Config):
     """The :class:`~purejax_ad.envs.Environment` a config trains on (continuous actions for ddpg/ndpg,
     bang-bang discretized DMC for the Q-learning algos)."""
     c = config
-    return make_env(c.env, c.sticky_action_prob, c.minatar_time_limit, continuous=c.algo in CONTINUOUS_ALGOS,
+    return make_env(c.env, c.sticky_action_prob, c.minatar_time_limit, continuous=c.continuous_actions,
                     action_repeat=c.action_repeat, fixed_env_reset_key=c.fixed_env_reset_key,
                     max_discrete_actions=c.max_discrete_actions)
 
@@ -395,14 +393,19 @@ def _algo_problems(c: Config) -> list[str]:
     problems = []
     if c.cell not in ("auto", "attention", "mlp", "arq"):
         problems.append(f"cell must be auto, attention, mlp or arq, got {c.cell!r}")
-    if c.algo in ALGOS and c.algo not in AD_ALGOS and c.cell != "auto":
-        problems.append(f"--cell applies to the AD algos ({', '.join(AD_ALGOS)}); {c.algo} uses a standard Q-network")
-    if c.algo == "arq" and c.cell not in ("auto", "arq"):
-        problems.append(f"algo arq is the ARQ cell; cell {c.cell!r} contradicts it (use ad-dqn with --cell {c.cell})")
-    if c.algo in QR_ALGOS:
+    spec = ALGO_SPECS.get(c.algo)
+    if spec is None:
+        return problems
+    if spec.network != "ad" and c.cell != "auto":
+        ad_algos = [s.name for s in ALGO_SPECS.values() if s.network == "ad"]
+        problems.append(f"--cell applies to the AD algos ({', '.join(ad_algos)}); {c.algo} has no AD cells")
+    if spec.cell_fixed and c.cell not in ("auto", spec.default_cell):
+        problems.append(f"algo {c.algo} is the {spec.default_cell} cell; cell {c.cell!r} contradicts it "
+                        f"(use ad-dqn with --cell {c.cell})")
+    if spec.quantiles:
         if c.num_quantiles < 1:
             problems.append(f"num_quantiles must be >= 1 for {c.algo}, got {c.num_quantiles}")
-        if c.network_cell == "arq":
+        if spec.network == "ad" and c.network_cell == "arq":
             problems.append("the ARQ cell has one goodness per action and cannot output quantiles")
     if c.qr_loss not in ("as_published", "as_published_huber", "quantile_huber"):
         problems.append(f"qr_loss must be as_published, as_published_huber or quantile_huber, got {c.qr_loss!r}")

@@ -1,7 +1,8 @@
-"""Per-layer evaluation (spec §6.3): epsilon-greedy episodes of every policy "mean of layers 1..i".
+"""Evaluation episodes: one loop for every agent (``docs/algorithm.md`` §Evaluation).
 
-All ``L`` policies x ``num_episodes`` episodes run side by side on fresh env instances in one
-``lax.while_loop`` that stops when every episode has ended (or at ``max_steps``).
+``P`` policies x ``num_episodes`` episodes run side by side on fresh env instances in one
+``lax.while_loop`` that stops when every episode has ended (or at ``max_steps``). A Q-learning agent
+evaluates every layer prefix (``P = L``), an actor-critic agent its noise-free policy (``P = 1``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import jax
 import jax.numpy as jnp
 
 from purejax_ad.envs import Environment
-from purejax_ad.network import ADNetwork, Params, prefix_mean_weights  # noqa: F401 (re-exported)
 
 
 def epsilon_greedy(key: jax.Array, q_values: jax.Array, epsilon: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -29,30 +29,23 @@ def epsilon_greedy(key: jax.Array, q_values: jax.Array, epsilon: jax.Array) -> t
     return action, explore
 
 
-def evaluate(
-    network: ADNetwork,
-    env: Environment,
-    params: Params,
-    key: jax.Array,
-    num_episodes: int,
-    epsilon: float,
-    max_steps: int,
-    advance_context_on_random_action: bool,
-) -> jax.Array:
-    """Mean undiscounted return of each prefix policy.
+def evaluate(agent, env: Environment, params: tuple, key: jax.Array, num_episodes: int,
+             max_steps: int) -> jax.Array:
+    """Mean undiscounted return of each of the agent's evaluation policies.
+
+    Args:
+      agent: a :class:`purejax_ad.state.Agent` (its ``eval_policy``, ``num_eval_policies``, ``eval_uses_key``
+        and ``network.initial_context``).
+      params: the agent's online parameters.
+      num_episodes: ``N`` episodes per policy. max_steps: cap on the episode length (env steps).
 
     Returns:
-      ``[L]``: entry ``i`` is the mean return over ``num_episodes`` episodes of the policy acting on
-      the mean Q of layers ``1..i+1`` (layer ``i+1`` alone when the network does not average predictions) (full-network forward, contexts carried, quirk Q2 applied).
+      ``[P]``: entry ``i`` is the mean return of policy ``i`` over its ``N`` episodes.
     """
-    L = network.num_layers
-    weights = network.policy_weights()
+    P, N = agent.num_eval_policies, num_episodes
     k_reset, k_run = jax.random.split(key)
-    reset_keys = jax.random.split(k_reset, L * num_episodes).reshape(L, num_episodes)
-    obs, env_state = jax.vmap(jax.vmap(env.reset))(reset_keys)
-    context = network.initial_context((L, num_episodes))
-    done = jnp.zeros((L, num_episodes), bool)
-    ret = jnp.zeros((L, num_episodes), jnp.float32)
+    obs, env_state = jax.vmap(jax.vmap(env.reset))(jax.random.split(k_reset, P * N).reshape(P, N))
+    context = agent.network.initial_context((P, N))
 
     def cond(carry):
         t, _, _, _, _, done, _ = carry
@@ -60,19 +53,18 @@ def evaluate(
 
     def body(carry):
         t, key, obs, env_state, context, done, ret = carry
-        key, k_act, k_step = jax.random.split(key, 3)
-        q, new_context, _ = network.step(params, obs, context)  # [L_layers, L_policies, N, A]
-        q_policy = jnp.einsum("pl,lpna->pna", weights, network.q_values(q))
-        action, explored = epsilon_greedy(k_act, q_policy, epsilon)
-        if not advance_context_on_random_action:
-            new_context = tuple(jnp.where(explored[..., None], c, n) for c, n in zip(context, new_context))
-        step_keys = jax.random.split(k_step, L * num_episodes).reshape(L, num_episodes)
-        out = jax.vmap(jax.vmap(env.step))(step_keys, env_state, action)
+        if agent.eval_uses_key:
+            key, k_act, k_step = jax.random.split(key, 3)
+        else:
+            (key, k_step), k_act = jax.random.split(key), None
+        action, context = agent.eval_policy(params, obs, context, k_act)
+        out = jax.vmap(jax.vmap(env.step))(jax.random.split(k_step, P * N).reshape(P, N), env_state, action)
         ret = ret + jnp.where(done, 0.0, out.reward)
         ended = out.terminated | out.truncated
-        new_context = tuple(jnp.where(ended[..., None], 0.0, c) for c in new_context)
-        return t + 1, key, out.obs, out.state, new_context, done | ended, ret
+        context = tuple(jnp.where(ended[..., None], 0.0, c) for c in context)
+        return t + 1, key, out.obs, out.state, context, done | ended, ret
 
-    carry = (jnp.zeros((), jnp.int32), k_run, obs, env_state, context, done, ret)
+    carry = (jnp.zeros((), jnp.int32), k_run, obs, env_state, context, jnp.zeros((P, N), bool),
+             jnp.zeros((P, N), jnp.float32))
     *_, ret = jax.lax.while_loop(cond, body, carry)
     return jnp.mean(ret, axis=-1)

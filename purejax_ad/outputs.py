@@ -91,7 +91,7 @@ class RunWriter:
             s = int(s)
             row = {"config": s // S, "seed": s % S, "env_steps": int(m["env_steps"][j]),
                    "episodic_return": float(m["episodic_return"][j]),
-                   "num_episodes": int(m["num_episodes"][j]), "epsilon": float(m["epsilon"][j])}
+                   "num_episodes": int(m["num_episodes"][j]), "epsilon": float(m["exploration"][j])}
             for i in range(self.num_layers):
                 row[f"td_loss_l{i + 1}"] = float(m["td_loss"][j, i])
                 row[f"q_mean_l{i + 1}"] = float(m["q_mean"][j, i])

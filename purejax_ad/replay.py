@@ -288,8 +288,8 @@ def obs_codec(env) -> ObsCodec:
     return ObsCodec(env.obs_size, env.obs_encoding)
 
 
-class Batch(NamedTuple):
-    """A training batch of replayed sequences, ready for the loss.
+class SequenceBatch(NamedTuple):
+    """A Q-learning batch of replayed sequences, ready for the loss.
 
     Attributes:
       obs_seq: ``[batch, seq, obs_size]`` float32, ``obs_seq[:, -1]`` is o_t (padded per Q3).
@@ -322,10 +322,10 @@ def last_episode_start(is_first: jax.Array) -> jax.Array:
     return jnp.max(jnp.where(is_first, idx, 0), axis=-1)
 
 
-def prepare_sequences(window: Window, replay_padding: str, stored_context: bool = False) -> Batch:
-    """Turn sampled windows into a :class:`Batch`.
+def prepare_sequences(window: Window, replay_padding: str, stored_context: bool = False) -> SequenceBatch:
+    """Turn sampled windows into a :class:`SequenceBatch`.
 
-    ``repeat_first`` (faithful, README quirk Q3): with ``m`` the last episode start in the
+    ``repeat_first`` (faithful, ``docs/algorithm.md`` §Quirks, Q3): with ``m`` the last episode start in the
     window, every earlier observation is replaced by ``O[m]``, and the unroll starts from zero.
     ``zero_context`` (clean): observations stay; the context is reset to zero at every episode start,
     exactly as the actor does.
@@ -338,7 +338,7 @@ def prepare_sequences(window: Window, replay_padding: str, stored_context: bool 
                 next_obs=window.next_obs)
     if stored_context:
         context0 = tuple(c[:, 0].astype(jnp.float32) for c in window.extras)
-        return Batch(obs, window.is_first, context0=context0, **last)
+        return SequenceBatch(obs, window.is_first, context0=context0, **last)
     if replay_padding == "repeat_first":
         m = last_episode_start(window.is_first)
         positions = jnp.maximum(jnp.arange(obs.shape[1])[None, :], m[:, None])
@@ -348,4 +348,27 @@ def prepare_sequences(window: Window, replay_padding: str, stored_context: bool 
         reset = window.is_first
     else:
         raise ValueError(f"unknown replay_padding {replay_padding!r}")
-    return Batch(obs_seq=obs, reset=reset, **last)
+    return SequenceBatch(obs_seq=obs, reset=reset, **last)
+
+
+class TransitionBatch(NamedTuple):
+    """An actor-critic batch of single replayed transitions (``[B]`` leading).
+
+    Attributes:
+      obs: ``[B, obs_size]`` float32. action: ``[B, m]`` float32 env action taken, in ``[-1, 1]``.
+      reward: ``[B]`` float32. terminated: ``[B]`` bool (no bootstrap). next_obs: ``[B, obs_size]`` float32.
+      noise: the stored extras of the step, ``[B, ...]`` each (neuron-local DDPG: its hidden perturbations).
+    """
+
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    next_obs: jax.Array
+    noise: tuple = ()
+
+
+def prepare_transitions(window: Window) -> TransitionBatch:
+    """Windows of one step (``sequence_length = 1``) -> a :class:`TransitionBatch`."""
+    return TransitionBatch(window.obs[:, 0], window.action[:, 0], window.reward[:, 0], window.terminated[:, 0],
+                           window.next_obs, tuple(x[:, 0] for x in window.extras))

@@ -32,16 +32,16 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from purejax_ad import distributed
-from purejax_ad.ad_dqn import Hyperparams
+from purejax_ad.algos import algo_spec
 from purejax_ad.checkpoint import Checkpointer
-from purejax_ad.config import AD_ALGOS, CONTINUOUS_ALGOS, QR_ALGOS, Config, ConfigError, check, make_config_env
+from purejax_ad.config import Config, ConfigError, check, make_config_env
 from purejax_ad.dmc import DMC_ACTION_DIMS, DMC_ENVS, EPISODE_LENGTH
 from purejax_ad.envs import canonical_env_id, env_suite
-
+from purejax_ad.hyperparams import Hyperparams
 from purejax_ad.outputs import RunWriter, config_record, mean_and_se, plot_learning_curve
 from purejax_ad.plan import (Plan, compiled_flops, device_memory, format_plan, matmul_rate, memory_breakdown,
                              program_memory, refusal, state_bytes, summary_line)
-from purejax_ad.trainer import make_train
+from purejax_ad.program import make_program
 
 #: Process exit statuses of ``python -m purejax_ad.train``.
 EXIT_OK, EXIT_BAD_INPUT, EXIT_STOPPED, EXIT_NONFINITE = 0, 2, 3, 4
@@ -184,41 +184,41 @@ def num_waves(config: Config, wave_size: int) -> int:
     return math.ceil(config.num_configs * config.num_seeds / wave_size)
 
 
-def _compile(trainer, keys, hyper, sharding) -> dict:
+def _compile(program, keys, hyper, sharding) -> dict:
     """The four programs, seeds vmapped and sharded, compiled ahead of time for the shapes of ``keys``."""
-    state_shape = jax.eval_shape(jax.vmap(trainer.init), keys, hyper)
+    state_shape = jax.eval_shape(jax.vmap(program.init), keys, hyper)
     eval_base = jax.eval_shape(jax.vmap(lambda k: jax.random.fold_in(k, 0x5EED)), keys)
     compiled = {}
-    for name, fn, args, donate in [("init", trainer.init, (keys, hyper), ()),
-                                   ("warmup", trainer.warmup, (state_shape,), 0),
-                                   ("chunk", trainer.train_chunk, (state_shape,), 0),
-                                   ("evaluate", trainer.evaluate, (state_shape, eval_base), ())]:
+    for name, fn, args, donate in [("init", program.init, (keys, hyper), ()),
+                                   ("warmup", program.warmup, (state_shape,), 0),
+                                   ("chunk", program.train_chunk, (state_shape,), 0),
+                                   ("evaluate", program.evaluate, (state_shape, eval_base), ())]:
         compiled[name] = jax.jit(per_device_vmap(fn, sharding, len(args)), donate_argnums=donate).lower(*args).compile()
     return compiled, state_shape
 
 
-def _plan_for(config: Config, trainer, num_devices: int, wave_size: int, compiled: dict | None = None) -> Plan:
+def _plan_for(config: Config, program, num_devices: int, wave_size: int, compiled: dict | None = None) -> Plan:
     available, source = device_memory(config.memory_budget_gb)
-    one_seed = jax.eval_shape(trainer.init, jax.random.key(0))
+    one_seed = jax.eval_shape(program.init, jax.random.key(0))
     return Plan(wave_size // num_devices, num_devices, state_bytes(one_seed),
                 {k: program_memory(v) for k, v in (compiled or {}).items()},
                 memory_breakdown(compiled["chunk"]) if compiled else {}, available, source)
 
 
-def _wave_size(config: Config, trainer, num_devices: int) -> int:
+def _wave_size(config: Config, program, num_devices: int) -> int:
     """Runs computed at once (a multiple of the device count): every run, ``seeds_per_wave``, or for
     ``"auto"`` the most that the seeds' states leave room for (then checked against the compiled programs)."""
     R = config.num_configs * config.num_seeds
     if config.seeds_per_wave is None:
         return padded_num_seeds(R, num_devices)
     if config.seeds_per_wave == "auto":
-        plan = _plan_for(config, trainer, num_devices, num_devices)
+        plan = _plan_for(config, program, num_devices, num_devices)
         per_device = int(0.9 * plan.available // max(1, plan.state_total_per_seed))
         return max(num_devices, min(padded_num_seeds(R, num_devices), per_device * num_devices))
     return padded_num_seeds(min(int(config.seeds_per_wave), R), num_devices)
 
 
-def _prepare(config: Config, trainer, sharding, dry_run: bool = False):
+def _prepare(config: Config, program, sharding, dry_run: bool = False):
     """Pick the wave size, refuse what cannot fit (before compiling when the states alone cannot), compile.
 
     Returns ``(wave_size, compiled, state_shape, plan)``.
@@ -227,16 +227,16 @@ def _prepare(config: Config, trainer, sharding, dry_run: bool = False):
       purejax_ad.config.ConfigError: the run does not fit the device (one line: needs, has, how many fit).
     """
     D = sharding.mesh.size
-    wave = _wave_size(config, trainer, D)
-    plan = _plan_for(config, trainer, D, wave)
+    wave = _wave_size(config, program, D)
+    plan = _plan_for(config, program, D, wave)
     if not plan.fits and not dry_run:  # the states alone do not fit: refuse in seconds, nothing compiled
         raise ConfigError(refusal(plan))
     for attempt in range(3):
         runs = wave_runs(config, 0, wave)
         keys = distributed.device_put(run_keys(config, runs), sharding)
         hyper = jax.device_put(run_hyperparams(config, runs), sharding)
-        compiled, state_shape = _compile(trainer, keys, hyper, sharding)
-        plan = _plan_for(config, trainer, D, wave, compiled)
+        compiled, state_shape = _compile(program, keys, hyper, sharding)
+        plan = _plan_for(config, program, D, wave, compiled)
         if plan.fits or config.seeds_per_wave != "auto" or wave == D:
             break
         wave = max(D, min(wave - D, plan.max_runs // D * D))  # the temporaries did not fit: a smaller wave
@@ -272,8 +272,8 @@ def run(config: Config, progress: bool = True, resume: bool = False, dry_run: bo
     if config.distributed:  # initialize (unless done), then wait until every process has checked
         distributed.start(config)
     env = make_config_env(config)
-    trainer = make_train(config, env)
-    L, S = trainer.network.num_layers, config.num_seeds
+    program = make_program(config, env)
+    L, S = program.network.num_layers, config.num_seeds
     R = config.num_configs * S  # runs: (sweep config, seed) pairs, config-major
     sharding = seed_sharding(config.num_devices)
     num_devices = sharding.mesh.size
@@ -290,10 +290,10 @@ def run(config: Config, progress: bool = True, resume: bool = False, dry_run: bo
                           "that version (commit 9a9c9aa or earlier) or start a new run")
     if ckpt_host is not None and "wave_size" in ckpt_host:  # resume keeps the checkpoint's waves
         config = dataclasses.replace(config, seeds_per_wave=ckpt_host["wave_size"])
-    W, compiled, state_shape, plan = _prepare(config, trainer, sharding, dry_run)
+    W, compiled, state_shape, plan = _prepare(config, program, sharding, dry_run)
     compile_s = time.perf_counter() - t0
     if dry_run:
-        print(format_plan(with_flops(plan, config, trainer, sharding), config))
+        print(format_plan(with_flops(plan, config, program, sharding), config))
         return None
     n_waves = num_waves(config, W)
     if is_main:
@@ -368,18 +368,18 @@ def plan_run(config: Config, flops: bool = True) -> Plan:
     Args:
       flops: also compile one env step and one update for their FLOPs and measure the matmul rate.
     """
-    trainer = make_train(config, make_config_env(config))
+    program = make_program(config, make_config_env(config))
     sharding = seed_sharding(config.num_devices)
-    plan = _prepare(config, trainer, sharding, dry_run=True)[3]
-    return with_flops(plan, config, trainer, sharding) if flops else plan
+    plan = _prepare(config, program, sharding, dry_run=True)[3]
+    return with_flops(plan, config, program, sharding) if flops else plan
 
 
-def with_flops(plan: Plan, config: Config, trainer, sharding) -> Plan:
+def with_flops(plan: Plan, config: Config, program, sharding) -> Plan:
     """``plan`` with the FLOPs per env step and per update (XLA cost analysis of one seed's env step and
     update), the measured matmul rate, and the whole run's FLOPs."""
-    one = jax.eval_shape(trainer.init, jax.random.key(0))
-    step = compiled_flops(jax.jit(trainer.env_step).lower(one).compile())
-    learn = compiled_flops(jax.jit(trainer.learn, donate_argnums=0).lower(one).compile())  # state out: no DCE
+    one = jax.eval_shape(program.init, jax.random.key(0))
+    step = compiled_flops(jax.jit(program.env_step).lower(one).compile())
+    learn = compiled_flops(jax.jit(program.learn, donate_argnums=0).lower(one).compile())  # state out: no DCE
     c = config
     per_cycle = c.iters_per_update * step + learn
     run_flops = c.num_configs * c.num_seeds * (c.warmup_iters * step + c.total_updates * per_cycle)
@@ -534,16 +534,11 @@ def _summary(config: Config, host: dict, stop_reason, faults, compile_s: float, 
         "out_dir": str(out),
         "last_checkpoint": checkpoint,
     }
-    if config.algo in QR_ALGOS:
-        summary["qr_loss"] = config.qr_loss
-        summary["num_quantiles"] = config.num_quantiles
-    if config.algo in AD_ALGOS:
-        summary["cell"] = config.network_cell
-    if config.algo == "ndpg":
-        summary["ndpg_critic"] = config.ndpg_critic
+    for key, field in algo_spec(config.algo).summary_keys:
+        summary[key] = getattr(config, field)
     if env_suite(config.env) == "dmc":
         m = DMC_ACTION_DIMS[DMC_ENVS[canonical_env_id(config.env)]]
-        summary["dmc"] = {"actions": "continuous" if config.algo in CONTINUOUS_ALGOS else f"bang-bang, {2**m} actions",
+        summary["dmc"] = {"actions": "continuous" if config.continuous_actions else f"bang-bang, {2**m} actions",
                           "action_repeat": config.action_repeat, "episode_length": EPISODE_LENGTH,
                           "fixed_env_reset_key": config.fixed_env_reset_key, "simulator": "MJX (Playground, impl=jax)"}
     if stop_reason is not None:

@@ -8,7 +8,10 @@ import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from purejax_ad.config import Config
 from purejax_ad.envs import Environment
+from purejax_ad.program import make_program
+from purejax_ad.replay import SequenceBatch
 from purejax_ad.network import ADNetwork
 
 
@@ -114,3 +117,68 @@ def probe_environment(horizon: int, fixed_start: int | None = None) -> Environme
     return Environment(env_id=f"probe-{horizon}-{fixed_start}", suite="classic", env=env, env_params=params,
                        obs_size=env.obs_size, num_actions=2, max_episode_steps=params.max_steps_in_episode,
                        truncation_is_termination=False, obs_encoding="float32")
+
+
+# ------------------------------------------------------------------------------------------------
+# Training runs on the probes, compiled once per test session.
+# ------------------------------------------------------------------------------------------------
+
+
+def probe_config(net_arch, **overrides) -> Config:
+    """A tiny config for the probe envs; every setting that matters is explicit (not a Config default)."""
+    base = dict(net_arch=tuple(net_arch), num_heads=2, input_skip_connections=True, recurrent_connections=True,
+                forward_connections=True, recurrent_weight=1.0, forward_weight=1.0, context_size=2,
+                context_alpha=1.0, num_envs=1, batch_size=64, learning_starts=200, total_timesteps=8000,
+                train_frequency=1, log_interval=1000, learning_rate=1e-3, adam_b1=0.9, adam_b2=0.99,
+                adam_eps=1e-8, max_grad_norm=1.0, double_q=True, td_loss="mse", buffer_size=8000,
+                target_update_interval=50, tau=1.0, epsilon_start=1.0, epsilon_end=0.1, exploration_fraction=0.3,
+                gamma=0.9, truncation_starts_episode=True, advance_context_on_random_action=True,
+                replay_padding="zero_context", shared_init_key=True, eval_interval=0, num_seeds=1,
+                num_eval_episodes=8, eval_epsilon=0.0, eval_max_steps=10, return_window=100)
+    base.update(overrides)
+    return Config(**base)
+
+
+_COMPILED: dict = {}
+_RUNS: dict = {}
+
+
+def compiled_train(net_arch, horizon: int, **overrides):
+    """(trainer, jitted train) for a probe config, compiled once per module run."""
+    key = (tuple(net_arch), horizon, tuple(sorted(overrides.items())))
+    if key not in _COMPILED:
+        trainer = make_program(probe_config(net_arch, **overrides), probe_environment(horizon))
+        _COMPILED[key] = (trainer, jax.jit(trainer.train))
+    return _COMPILED[key]
+
+
+def probe_run(net_arch, horizon: int, seed: int, **overrides):
+    """(trainer, final state, metrics) of one training run, cached so tests can share it."""
+    key = (tuple(net_arch), horizon, seed, tuple(sorted(overrides.items())))
+    if key not in _RUNS:
+        trainer, train = compiled_train(net_arch, horizon, **overrides)
+        _RUNS[key] = (trainer, *train(jax.random.key(seed)))
+    return _RUNS[key]
+
+
+def q_at(network, params, obs_rows, context=None):
+    """Q of every layer at a batch of observations, from the given (default zero) context."""
+    obs = jnp.asarray(obs_rows, jnp.float32)
+    if context is None:
+        context = network.initial_context((obs.shape[0],))
+    q, new_context, _ = jax.jit(network.step)(params, obs, context)
+    return np.asarray(q), new_context
+
+
+def sequence_batch(seed: int, batch: int = 5, seq: int = 3) -> SequenceBatch:
+    rng = np.random.default_rng(seed)
+    reset = np.zeros((batch, seq), bool)
+    reset[0, 0] = reset[1, 1] = reset[2, 2] = True  # episode starts at every position, and none for 3, 4
+    return SequenceBatch(
+        obs_seq=jnp.asarray(rng.normal(size=(batch, seq, 3)), jnp.float32),
+        reset=jnp.asarray(reset),
+        action=jnp.asarray(rng.integers(0, 2, size=batch), jnp.int32),
+        reward=jnp.asarray(rng.normal(size=batch), jnp.float32),
+        terminated=jnp.asarray(np.arange(batch) % 2 == 1),
+        next_obs=jnp.asarray(rng.normal(size=(batch, 3)), jnp.float32),
+    )

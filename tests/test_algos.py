@@ -12,20 +12,18 @@ import numpy as np
 import optax
 import pytest
 
-from purejax_ad import ad_dqn
+from purejax_ad import q_learning
+from purejax_ad.algos import algo_names, algo_spec
 from purejax_ad.cells import ARQCell, MlpADCell, action_codes, goodness
-from purejax_ad.config import ALGOS, CONTINUOUS_ALGOS
 from purejax_ad.presets import preset_config
 from purejax_ad.envs import make_env
 from purejax_ad.losses import quantile_regression_loss, quantile_td_target
 from purejax_ad.network import ADNetwork
 from purejax_ad.qnetwork import QNetwork
-from purejax_ad.trainer import make_network
+from purejax_ad.q_learning import make_network
 
-from _helpers import random_params
-from test_ad_dqn import _batch
+from _helpers import probe_run, q_at, random_params, sequence_batch as _batch
 from test_cli import TINY, run_cli
-from test_trainer import probe_run, q_at
 
 # ------------------------------------------------------------------------------------------------
 # AD-QRDQN losses (spec §7, quirk Q4)
@@ -108,7 +106,7 @@ def test_qr_layer_losses_use_each_layers_quantiles():
     network = ADNetwork(obs_size=3, num_outputs=2, net_arch=(6, 5), num_heads=2, num_quantiles=3)
     params, target_params = random_params(network, seed=1), random_params(network, seed=2)
     batch = _batch(3)
-    losses, _ = jax.jit(lambda p, tp: ad_dqn.layer_losses(network, p, tp, batch, 0.9, qr_loss="quantile_huber"))(
+    losses, _ = jax.jit(lambda p, tp: q_learning.layer_losses(network, p, tp, batch, 0.9, qr_loss="quantile_huber"))(
         params, target_params)
     # Reference: scalar-output network of the same params gives the flat outputs; rebuild quantiles by hand.
     flat = network._replace(num_quantiles=0, num_outputs=6)
@@ -222,7 +220,7 @@ def test_mlp_cell_matches_numpy_and_normalisations():
 ])
 def test_ablation_presets_change_layer_input_sizes_as_the_spec_formula(preset, expected):
     config = preset_config(preset)
-    network = make_network(config, make_env(config.env))
+    network = make_network(config, make_env(config.env), algo_spec(config.algo))
     assert network.layer_input_sizes() == expected
     # ... and the cells built have exactly those input sizes (shapes only, nothing compiled).
     shapes = jax.eval_shape(network.init, jax.random.key(0))
@@ -231,7 +229,7 @@ def test_ablation_presets_change_layer_input_sizes_as_the_spec_formula(preset, e
 
 def test_last_layer_preset_acts_on_the_last_layer_alone():
     config = preset_config("paper-minatar-last-layer")
-    network = make_network(config, make_env(config.env))
+    network = make_network(config, make_env(config.env), algo_spec(config.algo))
     q = jnp.asarray(np.random.default_rng(0).normal(size=(3, 4, 3)), jnp.float32)  # [L, B, A]
     np.testing.assert_allclose(np.asarray(network.acting_q_values(q)), np.asarray(q[-1]))
     np.testing.assert_array_equal(np.asarray(network.policy_weights()), np.eye(3))  # eval: layer i alone
@@ -250,7 +248,7 @@ def test_gradients_between_layers_only_with_backprop(local_learning):
     network = ADNetwork(obs_size=3, num_outputs=2, net_arch=(6, 5), num_heads=2, input_skip=False)
     params, target_params = random_params(network, seed=1), random_params(network, seed=2)
     batch = _batch(4)
-    top_loss = lambda p: ad_dqn.layer_losses(network, p, target_params, batch, 0.9,
+    top_loss = lambda p: q_learning.layer_losses(network, p, target_params, batch, 0.9,
                                              local_learning=local_learning)[0][1]
     grads = jax.jit(jax.grad(top_loss))(params)
     norm_lower = sum(float(jnp.sum(jnp.square(g))) for g in jax.tree.leaves(grads[0]))
@@ -261,7 +259,7 @@ def test_gradients_between_layers_only_with_backprop(local_learning):
 
 def test_minatar_dqn_network_is_the_minatar_papers():
     config = preset_config("minatar-dqn")
-    network = make_network(config, make_env("Breakout-MinAtar"))
+    network = make_network(config, make_env("Breakout-MinAtar"), algo_spec(config.algo))
     assert isinstance(network, QNetwork) and network.torso == "minatar-conv"
     shapes = jax.eval_shape(network.init, jax.random.key(0))
     # conv 3x3x4 -> 16 (+16), VALID on 10x10 -> 8x8x16 = 1024 -> 128 (+128) -> 3 (+3)
@@ -287,17 +285,17 @@ def test_every_algo_learns_the_one_step_probe(algo):
 # ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("algo", algo_names())
 def test_every_algo_runs_from_the_cli_with_one_schema(algo, tmp_path):
     out = tmp_path / algo
-    env = "Pendulum-v1" if algo in CONTINUOUS_ALGOS else "CartPole-v1"  # continuous actions for ddpg/ndpg
+    env = "Pendulum-v1" if algo_spec(algo).action_space == "continuous" else "CartPole-v1"
     proc = run_cli(*TINY, "--env", env, "--algo", algo, "--num-quantiles", "3", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["algo"] == algo and summary["complete"] and summary["env"] == env
     assert ("qr_loss" in summary) == (algo in ("ad-qrdqn", "qrdqn"))
     assert ("ndpg_critic" in summary) == (algo == "ndpg")
-    layers = 1 if algo in ("dqn", "qrdqn", *CONTINUOUS_ALGOS) else 2
+    layers = 2 if algo_spec(algo).network == "ad" else 1
     header = next(csv.reader((out / "metrics.csv").open()))
     assert header == ["config", "seed", "env_steps", "episodic_return", "num_episodes", "epsilon",
                       *[f"td_loss_l{i + 1}" for i in range(layers)], *[f"q_mean_l{i + 1}" for i in range(layers)]]

@@ -236,7 +236,7 @@ def test_stored_context_reduces_the_update_flops():
     replayed unrolls (XLA FLOP counts)."""
     from purejax_ad.config import Config
     from purejax_ad.envs import make_env
-    from purejax_ad.trainer import make_train
+    from purejax_ad.program import make_program
 
     env = make_env("Breakout-MinAtar")
     flops = {}
@@ -244,7 +244,7 @@ def test_stored_context_reduces_the_update_flops():
         config = Config(env="Breakout-MinAtar", context_source=source, burn_in=0, context_size=10,
                         net_arch=(128, 96, 96), num_heads=8, batch_size=8, num_seeds=1, total_timesteps=2000,
                         learning_starts=200, log_interval=100)
-        trainer = make_train(config, env)
+        trainer = make_program(config, env)
         flops[source] = _flops(trainer.learn, jax.eval_shape(trainer.init, jax.random.key(0)))
     fc_h = 2 * (624 * 128 + 720 * 96 + 592 * 96)
     saved_per_sample = (flops["replay"] - flops["stored"]) / 8

@@ -12,10 +12,13 @@ from flax import struct
 from gymnax.environments import environment, spaces
 
 from purejax_ad import ddpg
-from purejax_ad.ad_dqn import Hyperparams, make_optimizer
+from purejax_ad import ndpg
+from purejax_ad.hyperparams import Hyperparams, make_optimizer
+from purejax_ad.replay import TransitionBatch
+from purejax_ad.state import LearnerState
 from purejax_ad.config import Config
 from purejax_ad.envs import Environment
-from purejax_ad.trainer import make_train
+from purejax_ad.program import make_program
 
 OBS, HIDDEN, M, B = 3, 4, 2, 5
 LR_Q, LR_A, GAMMA, TAU = 0.05, 0.02, 0.9, 0.3
@@ -29,17 +32,17 @@ def _hyper(**overrides) -> Hyperparams:
     return Hyperparams.from_values(values)
 
 
-def _ndpg_params(rng, kind: str) -> ddpg.NDPGParams:
+def _ndpg_params(rng, kind: str) -> ndpg.NDPGParams:
     actor = (rng.normal(size=(HIDDEN, OBS + 1)) * 0.7, rng.normal(size=(M, HIDDEN + 1)) * 0.7)
     if kind == "linear":
         critic = tuple({"theta_v": rng.normal(size=k.shape), "theta_a": rng.normal(size=k.shape[:1])} for k in actor)
     else:
         critic = tuple({"w": rng.normal(size=k.shape), "u": rng.normal(size=k.shape)} for k in actor)
-    return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), ddpg.NDPGParams(actor, critic))
+    return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), ndpg.NDPGParams(actor, critic))
 
 
-def _batch(rng, noise: bool = True) -> ddpg.Transition:
-    return ddpg.Transition(
+def _batch(rng, noise: bool = True) -> TransitionBatch:
+    return TransitionBatch(
         obs=jnp.asarray(rng.normal(size=(B, OBS)), jnp.float32),
         action=jnp.asarray(rng.uniform(-1, 1, size=(B, M)), jnp.float32),
         reward=jnp.asarray(rng.normal(size=(B,)), jnp.float32),
@@ -51,10 +54,10 @@ def _batch(rng, noise: bool = True) -> ddpg.Transition:
 
 def _ndpg_step(kind, params, target, batch, hyper=None):
     hyper = _hyper() if hyper is None else hyper
-    txc, txa = ddpg.local_optimizer(hyper.learning_rate), ddpg.local_optimizer(LR_A)
-    learner = ddpg.ACLearnerState((params,), (target,), (txc.init(params.critic), txa.init(params.actor)),
+    txc, txa = ndpg.local_optimizer(hyper.learning_rate), ndpg.local_optimizer(LR_A)
+    learner = LearnerState((params,), (target,), (txc.init(params.critic), txa.init(params.actor)),
                                   jnp.zeros((), jnp.int32))
-    return ddpg.ndpg_update(kind, txc, txa, learner, batch, hyper, train_frequency=1)
+    return ndpg.ndpg_update(kind, txc, txa, learner, batch, hyper, train_frequency=1)
 
 
 def _ndpg_reference(kind, params, target, batch):
@@ -100,7 +103,7 @@ def _ndpg_reference(kind, params, target, batch):
             for name in dc:
                 new_critic[l][name][n] += LR_Q * dc[name]
             new_actor[l][n] += LR_A * dk
-    new = ddpg.NDPGParams(tuple(new_actor), tuple(new_critic))
+    new = ndpg.NDPGParams(tuple(new_actor), tuple(new_critic))
     new_target = jax.tree.map(lambda x, y: TAU * x + (1 - TAU) * y, new, t)
     return new, new_target, np.mean(sq_td), np.mean(qs)
 
@@ -131,7 +134,7 @@ def test_ndpg_neuron_update_ignores_downstream_and_sibling_weights(kind):
     base, _ = step(kind, params, target, batch)
     # Replace the output layer's weights and critics (online and target) by other random values.
     other = _ndpg_params(np.random.default_rng(7), kind)
-    swap = lambda p: ddpg.NDPGParams((p.actor[0], other.actor[1]), (p.critic[0], other.critic[1]))
+    swap = lambda p: ndpg.NDPGParams((p.actor[0], other.actor[1]), (p.critic[0], other.critic[1]))
     changed, _ = step(kind, swap(params), swap(target), batch)
     for got, ref in zip(jax.tree.leaves((changed.params[0].actor[0], changed.params[0].critic[0])),
                         jax.tree.leaves((base.params[0].actor[0], base.params[0].critic[0]))):
@@ -140,7 +143,7 @@ def test_ndpg_neuron_update_ignores_downstream_and_sibling_weights(kind):
     assert not np.allclose(np.asarray(changed.params[0].actor[1] - other.actor[1]),
                            np.asarray(base.params[0].actor[1] - params.actor[1]))
     # Perturbing hidden neuron 0 (its weights and critic) leaves hidden neurons 1..3 unchanged.
-    bump = lambda p: ddpg.NDPGParams((p.actor[0].at[0].add(0.5), p.actor[1]),
+    bump = lambda p: ndpg.NDPGParams((p.actor[0].at[0].add(0.5), p.actor[1]),
                                      (jax.tree.map(lambda x: x.at[0].add(0.5), p.critic[0]), p.critic[1]))
     sibling, _ = step(kind, bump(params), bump(target), batch)
     for got, ref in zip(jax.tree.leaves((sibling.params[0].actor[0], sibling.params[0].critic[0])),
@@ -181,7 +184,7 @@ def test_ddpg_critic_target_and_loss_match_numpy():
     # The full update reports the same pre-update loss and soft-updates the target.
     hyper = _hyper()
     txc, txa = make_optimizer(1e-3, 1.0), make_optimizer(1e-4, 1.0)
-    learner = ddpg.ACLearnerState((params,), (target,), (txc.init(params.critic), txa.init(params.actor)),
+    learner = LearnerState((params,), (target,), (txc.init(params.critic), txa.init(params.actor)),
                                   jnp.zeros((), jnp.int32))
     update = jax.jit(lambda learner, batch, hyper: ddpg.ddpg_update(txc, txa, learner, batch, hyper, 1))
     learner, metrics = update(learner, batch, hyper)
@@ -241,7 +244,7 @@ def bandit_run(algo: str, ndpg_critic: str = "compatible", evaluate: bool = True
                     learning_rate=1e-2, actor_learning_rate=3e-3 if algo == "ddpg" else 1e-2,
                     target_update_interval=4, tau=0.05, gamma=0.9, exploration_noise=0.1, node_noise=0.1,
                     num_seeds=1, num_eval_episodes=16, eval_max_steps=3)
-    trainer = make_train(config, env)
+    trainer = make_program(config, env)
     state, metrics = jax.jit(trainer.train)(jax.random.key(0))
     returns = float(jax.jit(trainer.evaluate)(state, jax.random.key(1))[0]) if evaluate else None
     return trainer, state, metrics, returns
@@ -256,7 +259,7 @@ def test_ddpg_learns_the_bandit_q_function_and_policy():
     q = np.asarray(ddpg.ddpg_q(params.critic, obs, acts))
     np.testing.assert_allclose(q, known, atol=0.2)  # over a grid where Q spans [−0.7, 1]
     assert np.mean(np.abs(q - known)) < 0.08
-    np.testing.assert_allclose(np.asarray(trainer.network.policy(params, jnp.eye(2)))[:, 0], CENTRES, atol=0.3)
+    np.testing.assert_allclose(np.asarray(trainer.agent.policy(params.actor, jnp.eye(2)))[:, 0], CENTRES, atol=0.3)
     assert returns > 0.95  # optimal 1; a uniform random policy gets 1 − E(a − c)² ≈ 0.42
     assert metrics.td_loss.shape == (2, 1) and bool(np.all(metrics.finite))
     np.testing.assert_array_equal(np.asarray(metrics.num_episodes), np.asarray(metrics.env_steps))
@@ -264,7 +267,7 @@ def test_ddpg_learns_the_bandit_q_function_and_policy():
 
 def test_ndpg_compatible_critic_learns_a_state_dependent_bandit_policy():
     trainer, state, metrics, _ = bandit_run("ndpg", "compatible", evaluate=False)  # (evaluate: the ddpg test)
-    actions = np.asarray(trainer.network.policy(state.learner.params[0], jnp.eye(2)))[:, 0]
+    actions = np.asarray(trainer.agent.policy(state.learner.params[0].actor, jnp.eye(2)))[:, 0]
     assert actions[0] < -0.2 and actions[1] > 0.2, actions  # moved toward c = (−0.5, 0.5) from ~0
     expected_return = 1.0 - np.mean((actions - np.asarray(CENTRES)) ** 2)  # both starts equally likely
     # Six other seeds: actions about ±0.75 (the slow compatible critic lets the actor overshoot), 0.92-0.97.

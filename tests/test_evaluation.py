@@ -1,4 +1,4 @@
-"""Per-layer evaluation (spec §6.1, §6.3): prefix-mean policies, epsilon-greedy, returns on a probe env."""
+"""Per-layer evaluation (docs/algorithm.md §Evaluation): prefix-mean policies, epsilon-greedy, returns on a probe env."""
 
 from __future__ import annotations
 
@@ -7,10 +7,21 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purejax_ad.evaluation import epsilon_greedy, evaluate, prefix_mean_weights
-from purejax_ad.network import ADNetwork
+from purejax_ad.algos import algo_spec
+from purejax_ad.evaluation import epsilon_greedy, evaluate
+from purejax_ad.network import ADNetwork, prefix_mean_weights
+from purejax_ad.q_learning import QLearningAgent
 
-from _helpers import probe_environment, random_params
+from _helpers import probe_config, probe_environment, random_params
+
+
+def _agent(network, env, epsilon: float, advance: bool) -> QLearningAgent:
+    """The ad-dqn agent with ``network`` as its network and the given evaluation epsilon / quirk Q2."""
+    config = probe_config(network.net_arch, num_heads=network.num_heads, eval_epsilon=epsilon,
+                          advance_context_on_random_action=advance)
+    agent = QLearningAgent(config, env, algo_spec("ad-dqn"))
+    agent.network = network
+    return agent
 
 
 def test_prefix_mean_weights_hand_values():
@@ -74,8 +85,8 @@ def test_evaluate_greedy_returns_per_prefix(max_steps):
     env = probe_environment(horizon=2, fixed_start=0)
     params, _ = _params_with_distinct_prefix_policies()
     expected = _reference_returns(params, max_steps)
-    run = jax.jit(lambda p, k: evaluate(NETWORK, env, p, k, num_episodes=4, epsilon=0.0, max_steps=max_steps,
-                                        advance_context_on_random_action=False))
+    agent = _agent(NETWORK, env, epsilon=0.0, advance=False)
+    run = jax.jit(lambda p, k: evaluate(agent, env, p, k, num_episodes=4, max_steps=max_steps))
     returns = np.asarray(run(params, jax.random.key(0)))
     assert returns.shape == (NETWORK.num_layers,)
     np.testing.assert_allclose(returns, expected, atol=1e-6)
@@ -86,7 +97,7 @@ def test_evaluate_random_policy_mean_return():
     env = probe_environment(horizon=1)
     network = ADNetwork(obs_size=2, num_outputs=2, net_arch=(4, 4), num_heads=2)
     params = random_params(network, seed=0)
-    returns = np.asarray(jax.jit(lambda k: evaluate(network, env, params, k, num_episodes=800, epsilon=1.0,
-                                                    max_steps=5, advance_context_on_random_action=True))(
+    agent = _agent(network, env, epsilon=1.0, advance=True)
+    returns = np.asarray(jax.jit(lambda k: evaluate(agent, env, params, k, num_episodes=800, max_steps=5))(
         jax.random.key(1)))
     np.testing.assert_allclose(returns, [0.5, 0.5], atol=0.07)  # std of the mean ~0.018

@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purejax_ad.ad_dqn import layer_losses
+from purejax_ad.q_learning import layer_losses
 from purejax_ad.network import ADNetwork, num_params
-from purejax_ad.replay import Batch
+from purejax_ad.replay import SequenceBatch
 
 from _helpers import random_context, random_params
 
@@ -110,11 +110,11 @@ def test_step_num_layers_prefix_keeps_upper_context():
 # Gradient isolation (spec §5): d loss_l / d params_m == 0 for m != l.
 # ------------------------------------------------------------------------------------------------
 
-def _small_batch(seed: int, obs_size: int, num_actions: int, batch: int = 6, seq: int = 4) -> Batch:
+def _small_batch(seed: int, obs_size: int, num_actions: int, batch: int = 6, seq: int = 4) -> SequenceBatch:
     rng = np.random.default_rng(seed)
     reset = np.zeros((batch, seq), bool)
     reset[0, 1] = True
-    return Batch(
+    return SequenceBatch(
         obs_seq=jnp.asarray(rng.normal(size=(batch, seq, obs_size)), jnp.float32),
         reset=jnp.asarray(reset),
         action=jnp.asarray(rng.integers(0, num_actions, size=batch), jnp.int32),

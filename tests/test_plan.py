@@ -12,7 +12,7 @@ from purejax_ad.config import make_config_env
 from purejax_ad.plan import GIB, state_bytes
 from purejax_ad.presets import preset_config
 from purejax_ad.train import main
-from purejax_ad.trainer import make_train
+from purejax_ad.program import make_program as make_train
 
 MINATAR_CELLS = {"Breakout": 10 * 10 * 4, "Asterix": 10 * 10 * 4, "Freeway": 10 * 10 * 7,
                  "SpaceInvaders": 10 * 10 * 6, "Seaquest": 10 * 10 * 10}

@@ -123,7 +123,7 @@ import jax, numpy as np
 from purejax_ad.presets import preset_config
 from purejax_ad.envs import make_env
 from purejax_ad.run import per_device_vmap, seed_keys, seed_sharding
-from purejax_ad.trainer import make_train
+from purejax_ad.program import make_program as make_train
 config = preset_config("classic-fast", num_seeds=4, total_timesteps=1200, learning_starts=400, batch_size=16,
                        net_arch=(8, 8), num_heads=2, context_size=3)
 trainer = make_train(config, make_env(config.env))

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from purejax_ad import ad_dqn
+from purejax_ad import q_learning
 from purejax_ad.config import Config, ConfigError, check, validate
 from purejax_ad.run import run, run_hyperparams
 from purejax_ad.train import parse_args, split_sweeps
@@ -54,14 +54,18 @@ def test_sweep_configs_and_per_run_values():
 
 def test_sweep_of_3_learning_rates_x_4_seeds_is_one_program(tmp_path, monkeypatch):
     traces = 0
-    original = ad_dqn.update
+    original = q_learning.make_update
 
-    def counting_update(*args, **kwargs):
-        nonlocal traces
-        traces += 1  # Python runs only while JAX traces
-        return original(*args, **kwargs)
+    def counting_make_update(*args, **kwargs):
+        update = original(*args, **kwargs)
 
-    monkeypatch.setattr(ad_dqn, "update", counting_update)
+        def counting_update(*a, **k):
+            nonlocal traces
+            traces += 1  # Python runs only while JAX traces
+            return update(*a, **k)
+        return counting_update
+
+    monkeypatch.setattr(q_learning, "make_update", counting_make_update)
     lrs = (1e-4, 1e-3, 1e-2)
     config = Config(num_seeds=4, total_timesteps=1200, learning_starts=400, log_interval=400, eval_interval=1200,
                     batch_size=16, net_arch=(8, 8), num_heads=2, context_size=3, num_eval_episodes=2,

@@ -10,9 +10,10 @@ import pytest
 
 from purejax_ad.config import Config, validate
 from purejax_ad.replay import IS_FIRST, TERMINATED
-from purejax_ad.trainer import epsilon_schedule, make_train, mean_recent_return, record_returns
+from purejax_ad.program import make_program, mean_recent_return, record_returns
+from purejax_ad.q_learning import epsilon_schedule
 
-from _helpers import probe_environment
+from _helpers import compiled_train, probe_config, probe_environment, probe_run, q_at
 
 # ------------------------------------------------------------------------------------------------
 # Epsilon schedule (spec §6.2).
@@ -93,52 +94,6 @@ def test_record_returns_matches_python_reference():
 # ------------------------------------------------------------------------------------------------
 
 
-def probe_config(net_arch, **overrides) -> Config:
-    """A tiny config for the probe envs; every setting that matters is explicit (not a Config default)."""
-    base = dict(net_arch=tuple(net_arch), num_heads=2, input_skip_connections=True, recurrent_connections=True,
-                forward_connections=True, recurrent_weight=1.0, forward_weight=1.0, context_size=2,
-                context_alpha=1.0, num_envs=1, batch_size=64, learning_starts=200, total_timesteps=8000,
-                train_frequency=1, log_interval=1000, learning_rate=1e-3, adam_b1=0.9, adam_b2=0.99,
-                adam_eps=1e-8, max_grad_norm=1.0, double_q=True, td_loss="mse", buffer_size=8000,
-                target_update_interval=50, tau=1.0, epsilon_start=1.0, epsilon_end=0.1, exploration_fraction=0.3,
-                gamma=0.9, truncation_starts_episode=True, advance_context_on_random_action=True,
-                replay_padding="zero_context", shared_init_key=True, eval_interval=0, num_seeds=1,
-                num_eval_episodes=8, eval_epsilon=0.0, eval_max_steps=10, return_window=100)
-    base.update(overrides)
-    return Config(**base)
-
-
-_COMPILED: dict = {}
-_RUNS: dict = {}
-
-
-def compiled_train(net_arch, horizon: int, **overrides):
-    """(trainer, jitted train) for a probe config, compiled once per module run."""
-    key = (tuple(net_arch), horizon, tuple(sorted(overrides.items())))
-    if key not in _COMPILED:
-        trainer = make_train(probe_config(net_arch, **overrides), probe_environment(horizon))
-        _COMPILED[key] = (trainer, jax.jit(trainer.train))
-    return _COMPILED[key]
-
-
-def probe_run(net_arch, horizon: int, seed: int, **overrides):
-    """(trainer, final state, metrics) of one training run, cached so tests can share it."""
-    key = (tuple(net_arch), horizon, seed, tuple(sorted(overrides.items())))
-    if key not in _RUNS:
-        trainer, train = compiled_train(net_arch, horizon, **overrides)
-        _RUNS[key] = (trainer, *train(jax.random.key(seed)))
-    return _RUNS[key]
-
-
-def q_at(network, params, obs_rows, context=None):
-    """Q of every layer at a batch of observations, from the given (default zero) context."""
-    obs = jnp.asarray(obs_rows, jnp.float32)
-    if context is None:
-        context = network.initial_context((obs.shape[0],))
-    q, new_context, _ = jax.jit(network.step)(params, obs, context)
-    return np.asarray(q), new_context
-
-
 @pytest.mark.parametrize("net_arch", [(16,), (16, 16)], ids=["1-layer", "2-layer"])
 def test_one_step_probe_learns_known_q_values(net_arch):
     trainer, state, metrics = probe_run(net_arch, horizon=1, seed=0)
@@ -189,7 +144,7 @@ def test_train_is_deterministic_in_the_key():
 def test_train_chunk_compiles_once_over_seeds():
     config = probe_config((8,), learning_starts=20, total_timesteps=200, log_interval=20, batch_size=8,
                           buffer_size=200, target_update_interval=10)
-    trainer = make_train(config, probe_environment(1))
+    trainer = make_program(config, probe_environment(1))
     traces = 0
 
     def chunk(state):
@@ -226,7 +181,7 @@ def test_actor_bookkeeping_and_stored_transitions(advance):
     and with quirk Q2 (advance=False) all-random warm-up actions never advance the context."""
     config = probe_config((8, 6), num_envs=2, train_frequency=2, learning_starts=21, total_timesteps=60,
                           log_interval=10, batch_size=8, buffer_size=60, advance_context_on_random_action=advance)
-    trainer = make_train(config, probe_environment(2))
+    trainer = make_program(config, probe_environment(2))
     state = jax.jit(lambda k: trainer.warmup(trainer.init(k)))(jax.random.key(3))
     iters = config.warmup_iters
     assert iters == 11 and int(state.env_steps) == 22 and int(state.num_episodes) == 2 * 5

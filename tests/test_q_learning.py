@@ -7,38 +7,26 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purejax_ad import ad_dqn
+from purejax_ad import q_learning
+from purejax_ad.hyperparams import Hyperparams, make_optimizer
+from purejax_ad.state import LearnerState
 from purejax_ad.network import ADNetwork
-from purejax_ad.replay import Batch
+from purejax_ad.replay import SequenceBatch
 
-from _helpers import random_params
+from _helpers import random_params, sequence_batch as _batch
 
 NETWORK = ADNetwork(obs_size=3, num_outputs=2, net_arch=(6, 5), num_heads=2)
 GAMMA = 0.9
 
 
-def _hyper(lr=1e-2, max_norm=1.0, target_update_interval=100, gamma=GAMMA, tau=1.0) -> ad_dqn.Hyperparams:
+def _hyper(lr=1e-2, max_norm=1.0, target_update_interval=100, gamma=GAMMA, tau=1.0) -> Hyperparams:
     """Traced hyperparameters with train_frequency 1 (target interval in updates)."""
-    return ad_dqn.Hyperparams.from_values(dict(
+    return Hyperparams.from_values(dict(
         learning_rate=lr, gamma=gamma, max_grad_norm=max_norm, tau=tau, target_update_interval=target_update_interval,
         epsilon_start=1.0, epsilon_end=0.05, exploration_fraction=0.1, adam_b1=0.9, adam_b2=0.99, adam_eps=1e-8))
 
 
-def _batch(seed: int, batch: int = 5, seq: int = 3) -> Batch:
-    rng = np.random.default_rng(seed)
-    reset = np.zeros((batch, seq), bool)
-    reset[0, 0] = reset[1, 1] = reset[2, 2] = True  # episode starts at every position, and none for 3, 4
-    return Batch(
-        obs_seq=jnp.asarray(rng.normal(size=(batch, seq, 3)), jnp.float32),
-        reset=jnp.asarray(reset),
-        action=jnp.asarray(rng.integers(0, 2, size=batch), jnp.int32),
-        reward=jnp.asarray(rng.normal(size=batch), jnp.float32),
-        terminated=jnp.asarray(np.arange(batch) % 2 == 1),
-        next_obs=jnp.asarray(rng.normal(size=(batch, 3)), jnp.float32),
-    )
-
-
-def _reference_losses(params, target_params, batch: Batch, double_q: bool, td_loss: str) -> np.ndarray:
+def _reference_losses(params, target_params, batch: SequenceBatch, double_q: bool, td_loss: str) -> np.ndarray:
     """Spec §4.2 + §5 as an explicit loop: unroll online/target contexts, then each layer's own target."""
     step = jax.jit(NETWORK.step)
     obs_seq, reset = np.asarray(batch.obs_seq), np.asarray(batch.reset)
@@ -76,7 +64,7 @@ def _reference_losses(params, target_params, batch: Batch, double_q: bool, td_lo
 def test_layer_losses_match_hand_loop(double_q, td_loss):
     params, target_params = random_params(NETWORK, seed=1), random_params(NETWORK, seed=2)
     batch = _batch(3)
-    losses, aux = jax.jit(lambda p, tp: ad_dqn.layer_losses(NETWORK, p, tp, batch, GAMMA, double_q, td_loss))(
+    losses, aux = jax.jit(lambda p, tp: q_learning.layer_losses(NETWORK, p, tp, batch, GAMMA, double_q, td_loss))(
         params, target_params)
     expected = _reference_losses(params, target_params, batch, double_q, td_loss)
     assert losses.shape == (NETWORK.num_layers,)
@@ -103,11 +91,11 @@ def _numpy_adam_per_layer(params, grads_per_update, lr, max_norm, b1=0.9, b2=0.9
 
 def test_update_is_per_layer_clip_then_adam_on_own_loss():
     lr, max_norm = 1e-2, 0.05  # small clip norm: every layer is clipped, by its own factor
-    tx = ad_dqn.make_optimizer(lr, max_norm)
+    tx = make_optimizer(lr, max_norm)
     params, target_params = random_params(NETWORK, seed=4), random_params(NETWORK, seed=5)
-    learner = ad_dqn.LearnerState(params, target_params, tuple(tx.init(p) for p in params),
+    learner = LearnerState(params, target_params, tuple(tx.init(p) for p in params),
                                   jnp.zeros((), jnp.int32))
-    update = jax.jit(lambda lr_state, b: ad_dqn.update(NETWORK, tx, lr_state, b, _hyper(lr, max_norm), 1))
+    update = jax.jit(lambda lr_state, b: q_learning.make_update(NETWORK, tx, 1)(lr_state, b, _hyper(lr, max_norm)))
 
     @jax.jit
     def own_loss_grads(p, batch):
@@ -116,7 +104,7 @@ def test_update_is_per_layer_clip_then_adam_on_own_loss():
         for l in range(NETWORK.num_layers):
             def loss_l(p_l, l=l):
                 full = tuple(p_l if m == l else p[m] for m in range(NETWORK.num_layers))
-                return ad_dqn.layer_losses(NETWORK, full, target_params, batch, GAMMA)[0][l]
+                return q_learning.layer_losses(NETWORK, full, target_params, batch, GAMMA)[0][l]
             grads.append(jax.grad(loss_l)(p[l]))
         return grads
 
@@ -136,12 +124,12 @@ def test_update_is_per_layer_clip_then_adam_on_own_loss():
 
 
 def test_target_copy_every_period():
-    tx = ad_dqn.make_optimizer(1e-2, 1.0)
-    learner = jax.jit(lambda k: ad_dqn.init_learner(NETWORK, tx, k))(jax.random.key(0))
+    tx = make_optimizer(1e-2, 1.0)
+    learner = jax.jit(lambda k: q_learning.init_learner(NETWORK, tx, k))(jax.random.key(0))
     for a, b in zip(jax.tree.leaves(learner.params), jax.tree.leaves(learner.target_params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # target starts as a copy (spec §2.1)
     initial_target = jax.tree.map(np.asarray, learner.target_params)
-    update = jax.jit(lambda s, b: ad_dqn.update(NETWORK, tx, s, b, _hyper(target_update_interval=3), 1))
+    update = jax.jit(lambda s, b: q_learning.make_update(NETWORK, tx, 1)(s, b, _hyper(target_update_interval=3)))
     for i in range(1, 7):
         learner, _ = update(learner, _batch(20 + i))
         params = jax.tree.leaves(learner.params)
@@ -173,7 +161,7 @@ def test_linear_lr_schedule_decays_each_step_to_zero():
     """lr_schedule='linear': update n (0-based) moves by lr * (1 - n / N) times the plain Adam direction; after N
     updates the parameters stop moving. Reference: the constant-lr chain with the factor applied by hand."""
     lr, N = 1e-2, 4
-    decayed, plain = ad_dqn.make_optimizer(lr, 1.0, decay_updates=N), ad_dqn.make_optimizer(lr, 1.0)
+    decayed, plain = make_optimizer(lr, 1.0, decay_updates=N), make_optimizer(lr, 1.0)
     params = {"w": jnp.array([1.0, -2.0, 3.0])}
     s_dec, s_plain = decayed.init(params), plain.init(params)
     for n in range(N + 2):
