@@ -1,16 +1,22 @@
-"""Short CLI runs give byte-identical ``metrics.csv`` and ``eval.csv`` to files recorded at an earlier commit.
+"""Short CLI runs give byte-identical ``metrics.csv`` and ``eval.csv`` to files recorded at earlier commits.
 
 The files in ``tests/data/reference_<commit>/<name>/`` were written by ``python -m purejax_ad.train <args>
---out DIR`` at that commit, with the arguments of :data:`RUNS` (``tests/data/README.md``). Commit 9a9c9aa
-stored both observations of every transition in full; the compact replay buffer must not change a single
-number. The runs cover the replayed context with the faithful padding (Breakout-MinAtar, bit-packed
-planes), truncations with stored contexts (MountainCar-v0: every episode ends at the 200-step limit), the
-MinAtar conv DQN, and both actor-critic algos (Pendulum-v1, truncated every 200 steps).
+--out DIR`` at that commit, with the arguments of :data:`RUNS` (``tests/data/README.md``):
+
+* ``9a9c9aa`` stored both observations of every transition in full; the compact replay buffer must not
+  change a single number. These runs cover the replayed context with the faithful padding
+  (Breakout-MinAtar, bit-packed planes), truncations with stored contexts (MountainCar-v0), the MinAtar
+  conv DQN, and both actor-critic algos (Pendulum-v1, truncated every 200 steps).
+* ``8a44826`` is the last commit before the algorithm seam (``docs/architecture.md``); the redesign must
+  not change a number either. These runs cover every other algorithm (ad-qrdqn, arq, ad-backprop, dqn,
+  qrdqn with the QR-DQN loss, ndpg's compatible critic), a DeepMind Control task (MJX) and a sweep run in
+  seed waves. A checkpoint written at that commit must resume to the files of the uninterrupted run.
 """
 
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +45,29 @@ RUNS = {
                                   "--total-timesteps", "6000", "--learning-starts", "2000", "--eval-interval", "3000",
                                   "--num-eval-episodes", "2", "--batch-size", "64", "--net-arch", "32", "32", *COMMON]),
 }
+_CART = ["--preset", "classic-fast", "--total-timesteps", "10000", "--eval-interval", "5000", "--num-eval-episodes", "3"]
+_CART_DQN = ["--preset", "classic-dqn", "--total-timesteps", "8000", "--learning-starts", "2000", "--eval-interval",
+             "4000", "--num-eval-episodes", "3"]
+RUNS.update({
+    "cartpole-ad-qrdqn": ("8a44826", [*_CART, "--algo", "ad-qrdqn", *COMMON]),
+    "cartpole-arq": ("8a44826", [*_CART, "--algo", "arq", *COMMON]),
+    "cartpole-ad-backprop": ("8a44826", [*_CART, "--algo", "ad-backprop", *COMMON]),
+    "cartpole-dqn": ("8a44826", [*_CART_DQN, *COMMON]),
+    "cartpole-qrdqn": ("8a44826", [*_CART_DQN, "--algo", "qrdqn", "--qr-loss", "quantile_huber", *COMMON]),
+    "cartpole-sweep-waves": ("8a44826", [*_CART, "--total-timesteps", "6000", "--eval-interval", "3000",
+                                         "--learning-rate", "1e-3,3e-3", "--seeds-per-wave", "2", *COMMON]),
+    "pendulum-ndpg-compatible": ("8a44826", ["--preset", "ddpg-dmc-fast", "--algo", "ndpg", "--ndpg-critic",
+                                             "compatible", "--env", "Pendulum-v1", "--total-timesteps", "6000",
+                                             "--learning-starts", "2000", "--eval-interval", "3000",
+                                             "--num-eval-episodes", "2", "--batch-size", "64", "--net-arch", "32",
+                                             "32", *COMMON]),
+    "dmc-cartpole-ad-dqn": ("8a44826", ["--preset", "dmc-fast", "--total-timesteps", "4000", "--learning-starts",
+                                        "1000", "--eval-interval", "2000", "--num-eval-episodes", "1",
+                                        "--eval-max-steps", "200", *COMMON]),
+})
+#: The run dir of ``--stop-after-steps 4000`` (exit status 3, checkpoint every 2000 env steps) of this job at
+#: 8a44826, with ``uninterrupted-{metrics,eval}.csv`` from the same job run without stopping.
+CHECKPOINTED = ("8a44826", "checkpoint")
 
 
 #: Columns that may differ in the last bit, per run. In the conv DQN the mean of the batch's Q-values (a
@@ -72,3 +101,13 @@ def test_run_is_byte_identical_to_the_recorded_one(name, tmp_path, capsys):
                     np.testing.assert_allclose(float(g[column]), float(w[column]), rtol=1e-6, atol=1e-6, err_msg=column)
                 else:
                     assert g[column] == w[column], (file, column, g, w)
+
+
+def test_checkpoint_written_before_the_redesign_resumes_to_the_uninterrupted_run(tmp_path, capsys):
+    commit, name = CHECKPOINTED
+    run_dir = tmp_path / name
+    shutil.copytree(DATA / f"reference_{commit}" / name, run_dir)
+    assert main(["--resume", str(run_dir)]) == 0, capsys.readouterr().err
+    for file in ("metrics.csv", "eval.csv"):
+        want = (run_dir / f"uninterrupted-{file}").read_bytes()
+        assert (run_dir / file).read_bytes() == want, f"resumed {file} differs from the uninterrupted run at {commit}"
