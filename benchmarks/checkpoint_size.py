@@ -25,8 +25,8 @@ from purejax_ad.program import make_program
 
 def state_sizes(config) -> dict[str, int]:
     """Bytes per seed of the parts of one seed's train state (:func:`purejax_ad.plan.state_bytes`)."""
-    trainer = make_program(config, make_config_env(config))
-    return state_bytes(jax.eval_shape(trainer.init, jax.random.key(0)))
+    program = make_program(config, make_config_env(config))
+    return state_bytes(jax.eval_shape(program.init, jax.random.key(0)))
 
 
 def main(argv=None) -> int:

@@ -31,18 +31,18 @@ def _time(fn, *args, repeats: int) -> float:
     return statistics.median(times)
 
 
-def phase_times(trainer, env, state, repeats: int = 5) -> dict[str, float]:
+def phase_times(program, env, state, repeats: int = 5) -> dict[str, float]:
     """Seconds per update cycle spent in each phase, for a seed-stacked ``state``.
 
     Args:
-      trainer: :class:`purejax_ad.program.Program` of the config. env: its environment.
+      program: :class:`purejax_ad.program.Program` of the config. env: its environment.
       state: seed-stacked train state after the warm-up (the replay buffer can be sampled).
 
     Returns:
       ``{phase: seconds per update cycle}`` (env-step phases multiplied by ``iters_per_update``).
     """
-    c, net = trainer.config, trainer.network
-    replay = trainer.replay
+    c, net = program.config, program.network
+    replay = program.replay
     E = c.num_envs
 
     def act(s):
@@ -65,7 +65,7 @@ def phase_times(trainer, env, state, repeats: int = 5) -> dict[str, float]:
         return replayed_contexts(net, s.learner.params, s.learner.target_params, batch.obs_seq, batch.reset)
 
     def update(s, window):  # the program's own update, its static flags closed over once
-        return trainer.update(s.learner, window, s.hyper)
+        return program.update(s.learner, window, s.hyper)
 
     vm = lambda f: jax.jit(jax.vmap(f))  # noqa: E731
     batch = vm(sample)(state)

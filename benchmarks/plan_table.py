@@ -1,4 +1,4 @@
-"""Pre-flight plans of one config at several seed counts, as a Markdown table (README "Memory: compact
+"""Pre-flight plans of one config at several seed counts, as a Markdown table (docs/results.md "Memory: compact
 replay, the pre-flight plan, seed waves").
 
     python benchmarks/plan_table.py --env Breakout-MinAtar --preset paper-minatar --seeds 1,16,128

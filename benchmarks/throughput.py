@@ -144,16 +144,16 @@ def measure(env_id: str, preset: str, num_seeds: int, updates: int, repeats: int
                                  log_interval=chunk_steps, total_timesteps=total, eval_interval=0,
                                  buffer_size=min(base.buffer_size, total), **overrides))
     env = make_config_env(config)
-    trainer = make_program(config, env)
+    program = make_program(config, env)
     keys = seed_keys(config)
     t0 = time.perf_counter()
-    shape = jax.eval_shape(jax.vmap(trainer.init), keys)
-    init = jax.jit(jax.vmap(trainer.init)).lower(keys).compile()
-    warm = jax.jit(jax.vmap(trainer.warmup), donate_argnums=0).lower(shape).compile()
-    chunk = jax.jit(jax.vmap(trainer.train_chunk), donate_argnums=0).lower(shape).compile()
+    shape = jax.eval_shape(jax.vmap(program.init), keys)
+    init = jax.jit(jax.vmap(program.init)).lower(keys).compile()
+    warm = jax.jit(jax.vmap(program.warmup), donate_argnums=0).lower(shape).compile()
+    chunk = jax.jit(jax.vmap(program.train_chunk), donate_argnums=0).lower(shape).compile()
     compile_s = time.perf_counter() - t0
-    step_flops = compiled_flops(jax.vmap(trainer.env_step), shape)
-    learn_flops = compiled_flops(jax.vmap(trainer.learn), shape)
+    step_flops = compiled_flops(jax.vmap(program.env_step), shape)
+    learn_flops = compiled_flops(jax.vmap(program.learn), shape)
     flops_per_update_cycle = config.iters_per_update * step_flops + learn_flops
     state = warm(init(keys))
     state, m = chunk(state)
@@ -179,7 +179,7 @@ def measure(env_id: str, preset: str, num_seeds: int, updates: int, repeats: int
     if profile:
         from phases import breakdown_table, phase_times
 
-        extra["profile"] = breakdown_table(phase_times(trainer, env, state), dt / config.updates_per_chunk)
+        extra["profile"] = breakdown_table(phase_times(program, env, state), dt / config.updates_per_chunk)
     row = {
         "env": env_id, "preset": preset, "num_seeds": num_seeds, "batch_size": config.batch_size,
         "context_source": config.context_source, "matmul_dtype": config.matmul_dtype,

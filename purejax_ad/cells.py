@@ -1,7 +1,7 @@
 """AD cells: the per-layer Q-predicting units of an Artificial Dopamine network.
 
-Sources: spec ``algorithm.md`` §2.1 (AttentionADCell as the official ``ad_layers.py`` runs it), §2.2
-(MlpADCell) and §11.1 (the ARQ cell: action conditioning at the input and a "goodness" readout).
+Sources: docs/algorithm.md §Cells (AttentionADCell as the official ``ad_layers.py`` runs it), §Cells
+(MlpADCell) and §ARQ (the ARQ cell: action conditioning at the input and a "goodness" readout).
 Each cell maps its concatenated input ``u`` to hidden activations ``h`` (also the context sent to
 other layers) and to its own predictions ``q`` (``[..., G]``; ``G = A`` for Q-learning, ``A*N`` for
 quantile heads).
@@ -15,9 +15,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-#: Added to the row standard deviation before dividing (spec §2.1 step 5).
+#: Added to the row standard deviation before dividing (docs/algorithm.md §Cells step 5).
 STANDARDISE_EPS = 1e-6
-#: LayerNorm epsilon of the hidden activations (spec §2.1 step 1).
+#: LayerNorm epsilon of the hidden activations (docs/algorithm.md §Cells step 1).
 LAYER_NORM_EPS = 1e-6
 
 
@@ -35,7 +35,7 @@ def row_standardise(m: jax.Array, eps: float = STANDARDISE_EPS) -> jax.Array:
       m: ``[..., hidden]`` array.
 
     Returns:
-      Array of the same shape. No learnable gain or bias (spec §2.1 step 5).
+      Array of the same shape. No learnable gain or bias (docs/algorithm.md §Cells step 5).
     """
     mean = jnp.mean(m, axis=-1, keepdims=True)
     std = safe_sqrt(jnp.mean(jnp.square(m - mean), axis=-1, keepdims=True))  # gradient 0, not NaN, for a constant row
@@ -43,7 +43,7 @@ def row_standardise(m: jax.Array, eps: float = STANDARDISE_EPS) -> jax.Array:
 
 
 class AttentionADCell(nn.Module):
-    """The attention-like AD cell (spec §2.1, paper Fig. 3).
+    """The attention-like AD cell (docs/algorithm.md §Cells, paper Fig. 3).
 
     ``h = LayerNorm(ReLU(Dense(u)))``; ``Z1 = Dense_nobias(u) -> [H, d]``,
     ``Z2 = Dense_nobias(u) -> [H, G]``; ``W = tanh(row_standardise(Z2^T Z1)) -> [G, d]``;
@@ -67,7 +67,7 @@ class AttentionADCell(nn.Module):
         """Apply the cell.
 
         Args:
-          u: ``[..., in_features]`` layer input (spec §3).
+          u: ``[..., in_features]`` layer input (docs/algorithm.md §Network wiring).
 
         Returns:
           ``(h, q)``: hidden activations ``[..., hidden_features]`` and predictions
@@ -88,12 +88,12 @@ class AttentionADCell(nn.Module):
         return h, q
 
 
-#: Output normalisations of :class:`MlpADCell` (spec §2.2); ``"none"`` is the only sensible one for Q-learning.
+#: Output normalisations of :class:`MlpADCell` (docs/algorithm.md §Cells); ``"none"`` is the only sensible one for Q-learning.
 MLP_NORMALIZATIONS = ("none", "lp", "scaled", "layer_norm")
 
 
 class MlpADCell(nn.Module):
-    """The MLP AD cell (spec §2.2): ``h = ReLU(Dense(u))``, ``q = normalise(Dense(h))``.
+    """The MLP AD cell (docs/algorithm.md §Cells): ``h = ReLU(Dense(u))``, ``q = normalise(Dense(h))``.
 
     Attributes:
       hidden_features: ``d``. out_features: ``G``.
@@ -130,12 +130,12 @@ class MlpADCell(nn.Module):
         raise ValueError(f"unknown MlpADCell normalization {self.normalization!r}; valid: {MLP_NORMALIZATIONS}")
 
 
-#: ARQ goodness readouts ``g(y)`` over the hidden axis (spec §11.1); ``"std"`` is the shipped one.
+#: ARQ goodness readouts ``g(y)`` over the hidden axis (docs/algorithm.md §ARQ); ``"std"`` is the shipped one.
 GOODNESS = ("std", "rms", "msq", "mean", "variance")
 
 
 def goodness(y: jax.Array, kind: str) -> jax.Array:
-    """ARQ's parameter-free readout of an action-conditioned vector (spec §11.1).
+    """ARQ's parameter-free readout of an action-conditioned vector (docs/algorithm.md §ARQ).
 
     Args:
       y: ``[..., d]``. kind: one of :data:`GOODNESS` — ``std`` = ``sqrt(mean (y - mean y)^2)`` (population),
@@ -158,7 +158,7 @@ def goodness(y: jax.Array, kind: str) -> jax.Array:
 
 
 def action_codes(num_actions: int, encoding: str) -> jax.Array:
-    """``[A, k]`` action encodings appended to the ARQ cell's input (spec §11.1).
+    """``[A, k]`` action encodings appended to the ARQ cell's input (docs/algorithm.md §ARQ).
 
     ``"onehot"``: ``k = A``. ``"binary"``: ``k = log2 A`` bits as +-1, bit ``i`` of the index (least
     significant first, as ARQ's DMC code) -- for bang-bang discretised continuous actions.
@@ -178,7 +178,7 @@ def action_codes(num_actions: int, encoding: str) -> jax.Array:
 
 
 class ARQCell(nn.Module):
-    """The ARQ cell (spec §11.1): an AttentionADCell conditioned on the action at its input, with a
+    """The ARQ cell (docs/algorithm.md §ARQ): an AttentionADCell conditioned on the action at its input, with a
     "goodness" readout instead of a Q head.
 
     ``h = LayerNorm(ReLU(Dense(u)))`` (no action); for every action ``a``: ``u_a = [u ; code(a)]``,
@@ -218,7 +218,7 @@ class ARQCell(nn.Module):
 
 
 def attention_cell_num_params(in_features: int, hidden: int, out: int, num_heads: int = 8) -> int:
-    """Parameter count of one :class:`AttentionADCell` (spec §3 formula).
+    """Parameter count of one :class:`AttentionADCell` (docs/algorithm.md §Network wiring formula).
 
     ``D_in*d + d`` (fc_h) ``+ D_in*H*d`` (fc_z1) ``+ D_in*H*G`` (fc_z2) ``+ 2d`` (LayerNorm).
     """

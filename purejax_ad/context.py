@@ -1,4 +1,4 @@
-"""Replayed context: rebuild the recurrent contexts of a sampled sequence (spec §4.2).
+"""Replayed context: rebuild the recurrent contexts of a sampled sequence (docs/algorithm.md §Replayed context).
 
 The actor's contexts are not stored; every update unrolls the sampled observations from a zero
 context, once with the online and once with the target parameters. No gradient flows through it.
@@ -21,7 +21,7 @@ def unroll_context(network: ADNetwork, params: Params, obs_seq: jax.Array, reset
       params: per-layer parameters (online or target).
       obs_seq: ``[batch, T, obs_size]`` float observations (T may be 0).
       reset: ``[batch, T]`` bool; the context is zeroed *before* processing a position where true.
-      context0: the context before the first position (``None``: zeros, spec §4.2; a stored context
+      context0: the context before the first position (``None``: zeros, docs/algorithm.md §Replayed context; a stored context
         for the R2D2-style burn-in of ``context_source="stored"``).
 
     Returns:
@@ -45,7 +45,7 @@ def replayed_contexts(
     network: ADNetwork, params: Params, target_params: Params, obs_seq: jax.Array, reset: jax.Array,
     context0: Context | None = None,
 ) -> tuple[Context, Context]:
-    """Contexts for o_t (online, ``C_on[S-1]``) and for o_{t+1} (target, ``C_tg[S]``), spec §4.2.
+    """Contexts for o_t (online, ``C_on[S-1]``) and for o_{t+1} (target, ``C_tg[S]``), docs/algorithm.md §Replayed context.
 
     The online context for o_{t+1} (``C_on[S]``) is the new context of the online forward pass at
     o_t, which the loss computes anyway.

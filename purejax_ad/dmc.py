@@ -1,6 +1,6 @@
 """DeepMind Control in MJX (MuJoCo Playground) behind the gymnax-style interface the trainer uses.
 
-Spec §10.2 (the AD paper's DMC setting) and dependencies.md §7.1:
+docs/algorithm.md §DeepMind Control (the AD paper's DMC setting):
 
 * user-facing ids ``dmc/<domain>-<task>`` as the paper names the tasks (``dmc/walker-walk``), mapped to
   Playground's (``WalkerWalk``); Playground's own names are accepted as aliases;
@@ -10,7 +10,7 @@ Spec §10.2 (the AD paper's DMC setting) and dependencies.md §7.1:
   NaN physics state, Playground's only ``done``, is reported as terminated so nothing bootstraps from
   it), and auto-resets like gymnax 1.0 (``info["final_observation"]`` is the pre-reset observation);
 * observations flattened to float32; ``action_repeat`` control steps per env step (1 = none, the paper);
-* **bang-bang discretization** (spec §10.2): discrete action ``k`` is the vertex of ``{-1, +1}^m`` at
+* **bang-bang discretization** (docs/algorithm.md §DeepMind Control): discrete action ``k`` is the vertex of ``{-1, +1}^m`` at
   position ``k`` of ``itertools.product([-1, 1], repeat=m)`` (first dimension = most significant bit,
   bit 1 = +1), so there are ``2^m`` actions;
 * quirk Q7 ``fixed_env_reset_key``: the official code builds every DMC env with ``random=1``, so the
@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-#: User-facing id -> Playground DMC id (all 25 Playground ships without downloads, dependencies.md §4).
+#: User-facing id -> Playground DMC id (all 25 Playground ships without downloads, README "DeepMind Control (MJX)").
 DMC_ENVS: dict[str, str] = {
     "dmc/acrobot-swingup": "AcrobotSwingup",
     "dmc/acrobot-swingup_sparse": "AcrobotSwingupSparse",
@@ -56,7 +56,7 @@ DMC_ENVS: dict[str, str] = {
     "dmc/walker-stand": "WalkerStand",
     "dmc/walker-walk": "WalkerWalk",
 }
-#: Aliases: Playground's names and the official AD code's short names (spec §10.2).
+#: Aliases: Playground's names and the official AD code's short names (docs/algorithm.md §DeepMind Control).
 DMC_ALIASES: dict[str, str] = {
     **{name: env_id for env_id, name in DMC_ENVS.items()},
     **{f"dmc/{short}": f"dmc/{full}" for short, full in [
@@ -64,7 +64,7 @@ DMC_ALIASES: dict[str, str] = {
         ("reacher_easy", "reacher-easy"), ("reacher_hard", "reacher-hard"), ("hopper", "hopper-hop"),
         ("fish", "fish-swim"), ("acrobot", "acrobot-swingup")]},
 }
-#: Action dimensions of the DMC tasks (spec §10.2), for checks before anything is built.
+#: Action dimensions of the DMC tasks (docs/algorithm.md §DeepMind Control), for checks before anything is built.
 DMC_ACTION_DIMS: dict[str, int] = {
     "AcrobotSwingup": 1, "AcrobotSwingupSparse": 1, "BallInCup": 2, "CartpoleBalance": 1,
     "CartpoleBalanceSparse": 1, "CartpoleSwingup": 1, "CartpoleSwingupSparse": 1, "CheetahRun": 6,
@@ -73,7 +73,7 @@ DMC_ACTION_DIMS: dict[str, int] = {
     "PointMass": 2, "ReacherEasy": 2, "ReacherHard": 2, "SwimmerSwimmer6": 5, "WalkerRun": 6,
     "WalkerStand": 6, "WalkerWalk": 6,
 }
-#: Episode length of every DMC task in control steps (spec §10.2).
+#: Episode length of every DMC task in control steps (docs/algorithm.md §DeepMind Control).
 EPISODE_LENGTH = 1000
 #: The official code's fixed task seed (``random=1``, quirk Q7).
 FIXED_TASK_SEED = 1
@@ -86,12 +86,12 @@ def resolve_dmc_id(env_id: str) -> str | None:
 
 
 def num_bang_bang_actions(action_dim: int) -> int:
-    """``2^m`` discrete actions for an ``m``-dimensional action (spec §10.2)."""
+    """``2^m`` discrete actions for an ``m``-dimensional action (docs/algorithm.md §DeepMind Control)."""
     return 2 ** int(action_dim)
 
 
 def bang_bang_action(index: jax.Array, action_dim: int) -> jax.Array:
-    """Discrete index ``k`` -> vertex of ``{-1, +1}^m`` (spec §10.2).
+    """Discrete index ``k`` -> vertex of ``{-1, +1}^m`` (docs/algorithm.md §DeepMind Control).
 
     The enumeration is ``itertools.product([-1, 1], repeat=m)``: bit ``m-1-i`` of ``k`` (the first
     dimension is the most significant bit) gives dimension ``i``, bit 1 -> +1.
@@ -117,7 +117,7 @@ def bang_bang_index(action: jax.Array) -> jax.Array:
 
 def _install_reacher_shim() -> None:
     """Playground 0.2.0's Reacher compares mujoco versions as strings ("3.17.0" < "3.3.0") and then
-    calls ``MjSpec.find_body``, absent in mujoco 3.x (dependencies.md §3 item 3)."""
+    calls ``MjSpec.find_body``, absent in mujoco 3.x."""
     import mujoco
 
     if not hasattr(mujoco.MjSpec, "find_body"):

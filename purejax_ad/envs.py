@@ -1,8 +1,8 @@
 """Environments: a registry of gymnax tasks behind one small, jittable interface.
 
 gymnax 1.0's six-value ``step`` auto-resets and reports ``terminated`` and ``truncated`` separately
-(dependencies.md §5). The trainer bootstraps through truncation and never through termination.
-MinAtar details (sticky actions, time limits) follow spec §10.1, §10.4 and quirks Q10, Q11.
+(docs/algorithm.md §Environments). The trainer bootstraps through truncation and never through termination.
+MinAtar details (sticky actions, time limits) follow docs/algorithm.md §Environments and quirks Q10, Q11.
 DeepMind Control tasks (``dmc/...``, MuJoCo Playground in MJX) come from :mod:`purejax_ad.dmc` with the
 same interface: bang-bang discrete actions for the Q-learning algos, continuous actions for ddpg/ndpg.
 Continuous actions are always given in ``[-1, 1]^m`` and scaled here to the env's bounds.
@@ -33,7 +33,7 @@ ENV_REGISTRY: dict[str, tuple[str, str]] = {
 }
 #: Registered gymnax ids with continuous actions: known, so that a discrete-action algo gets a clear error.
 CONTINUOUS_ENVS: dict[str, str] = {"Pendulum-v1": "classic", "MountainCarContinuous-v0": "classic"}
-#: The official code's ids (spec §10.1) accepted as aliases.
+#: The official code's ids (docs/algorithm.md §Environments) accepted as aliases.
 ENV_ALIASES: dict[str, str] = {
     f"MinAtar/{game}-v1": f"{game}-MinAtar"
     for game in ("Breakout", "Asterix", "Freeway", "SpaceInvaders", "Seaquest")
@@ -163,7 +163,7 @@ def make_env(env_id: str, sticky_action_prob: float | None = None, minatar_time_
       minatar_time_limit: quirk Q11. ``"original"`` (faithful): no time limit, and Freeway's
         2500-step end is a termination, as in original MinAtar. ``"gymnax"``: gymnax's truncation.
       continuous: build the continuous-action version (ddpg/ndpg); for DMC ``False`` means bang-bang
-        discretized actions (spec §10.2).
+        discretized actions (docs/algorithm.md §DeepMind Control).
       action_repeat: DMC only: control steps per env step (1 = the paper).
       fixed_env_reset_key: DMC only, quirk Q7 (see :mod:`purejax_ad.dmc`).
       max_discrete_actions: DMC only: a bang-bang action set larger than this is refused.

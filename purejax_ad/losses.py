@@ -1,4 +1,4 @@
-"""Per-layer TD targets and losses (spec §5, quirk Q5)."""
+"""Per-layer TD targets and losses (docs/algorithm.md §Per-layer loss, quirk Q5)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def td_error_loss(td_error: jax.Array, kind: str) -> jax.Array:
     raise ValueError(f"unknown td_loss {kind!r}")
 
 
-#: Element losses of the quantile TD errors (spec §7, quirk Q4).
+#: Element losses of the quantile TD errors (docs/algorithm.md §Quantile outputs, quirk Q4).
 QR_LOSSES = ("as_published", "as_published_huber", "quantile_huber")
 
 
@@ -56,7 +56,7 @@ def quantile_td_target(
     gamma: float,
     double_q: bool = True,
 ) -> jax.Array:
-    """Each layer's own distributional target ``T_j = r + gamma (1 - d) theta_j(s', a*; target)`` (spec §7).
+    """Each layer's own distributional target ``T_j = r + gamma (1 - d) theta_j(s', a*; target)`` (docs/algorithm.md §Quantile outputs).
 
     Args:
       q_next_online: ``[L, batch, N, A]`` online quantiles at s'; ``a* = argmax_a mean_n`` (double-Q).
@@ -75,7 +75,7 @@ def quantile_td_target(
 
 
 def quantile_element_loss(u: jax.Array, kind: str) -> jax.Array:
-    """``rho(u)`` of spec §7: ``as_published`` ``u^2`` (expectile regression, the official code);
+    """``rho(u)`` of docs/algorithm.md §Quantile outputs: ``as_published`` ``u^2`` (expectile regression, the official code);
     ``as_published_huber`` ``u^2`` if ``|u| <= 1`` else ``|u|`` (the official "Huber"); ``quantile_huber``
     ``0.5 u^2`` if ``|u| <= 1`` else ``|u| - 0.5`` (standard QR-DQN, kappa = 1)."""
     a = jnp.abs(u)
@@ -89,7 +89,7 @@ def quantile_element_loss(u: jax.Array, kind: str) -> jax.Array:
 
 
 def quantile_regression_loss(predicted: jax.Array, target: jax.Array, kind: str) -> jax.Array:
-    """The QR-DQN loss of spec §7, per layer.
+    """The QR-DQN loss of docs/algorithm.md §Quantile outputs, per layer.
 
     ``u_ij = T_j - theta_i``, ``w_ij = |tau_i - 1{u_ij < 0}|`` with ``tau_i = (i - 0.5) / N``;
     ``loss = mean_b [ mean_j sum_i w_ij rho(u_ij) ]``.

@@ -1,9 +1,9 @@
-"""Network wiring: a stack of AD cells connected forward in time (spec §3).
+"""Network wiring: a stack of AD cells connected forward in time (docs/algorithm.md §Network wiring).
 
 Layer ``l`` (0-based here, 1-based in the spec) at time ``t`` sees
 ``u = [h^{l-1}_t ; x_t (skip, l>0) ; rho * c^l_{t-1} (recurrent) ; phi * c^{l+1}_{t-1} (forward, l<L-1)]``.
 Parameters are a tuple with one pytree per layer, so every layer can own its optimiser, gradient
-clip and target copy (spec §5).
+clip and target copy (docs/algorithm.md §Per-layer loss).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from purejax_ad.cells import ARQCell, AttentionADCell, MlpADCell
 
-#: Cell types of an AD network (spec §2.1, §2.2, §11.1).
+#: Cell types of an AD network (docs/algorithm.md §Cells, §ARQ).
 CELLS = ("attention", "mlp", "arq")
 
 #: Per-layer parameters: ``params[l]`` is the flax variable dict of cell ``l``.
@@ -32,7 +32,7 @@ def prefix_mean_weights(num_layers: int) -> jax.Array:
 
 def quantile_mean(outputs: jax.Array, num_quantiles: int) -> jax.Array:
     """Q-values from cell outputs: ``[..., A]`` unchanged when ``num_quantiles == 0``, else the mean of ``[..., N, A]``
-    over the quantile axis (spec §6.1)."""
+    over the quantile axis (docs/algorithm.md §Acting)."""
     return jnp.mean(outputs, axis=-2) if num_quantiles else outputs
 
 
@@ -53,10 +53,10 @@ class ADNetwork(NamedTuple):
       matmul_dtype: ``"float32"`` or ``"bfloat16"`` (mixed precision: bf16 matmuls, float32 parameters).
       cell: ``"attention"`` (:class:`AttentionADCell`, the paper's), ``"mlp"`` (:class:`MlpADCell`) or
         ``"arq"`` (:class:`ARQCell`).
-      num_quantiles: ``N`` quantile outputs per action (AD-QRDQN, spec §7); 0 = one Q-value per action.
-      average_predictions: act on the mean of the layers' Q (spec §6.1); ``False`` acts on one layer alone.
-      mlp_normalization: output normalisation of the MLP cell (spec §2.2).
-      action_encoding / goodness: ARQ cell options (spec §11.1).
+      num_quantiles: ``N`` quantile outputs per action (AD-QRDQN, docs/algorithm.md §Quantile outputs); 0 = one Q-value per action.
+      average_predictions: act on the mean of the layers' Q (docs/algorithm.md §Acting); ``False`` acts on one layer alone.
+      mlp_normalization: output normalisation of the MLP cell (docs/algorithm.md §Cells).
+      action_encoding / goodness: ARQ cell options (docs/algorithm.md §ARQ).
     """
 
     obs_size: int
@@ -83,7 +83,7 @@ class ADNetwork(NamedTuple):
         return len(self.net_arch)
 
     def layer_input_sizes(self) -> tuple[int, ...]:
-        """``D_in`` of every layer, from the wiring switches (spec §3 table)."""
+        """``D_in`` of every layer, from the wiring switches (docs/algorithm.md §Network wiring table)."""
         sizes = []
         for l, width in enumerate(self.net_arch):
             size = self.obs_size if l == 0 else self.net_arch[l - 1]
@@ -98,7 +98,7 @@ class ADNetwork(NamedTuple):
 
     @property
     def cell_outputs(self) -> int:
-        """``G``, outputs per cell: ``A``, or ``A * N`` with quantiles (flat index ``n * A + a``, spec §7)."""
+        """``G``, outputs per cell: ``A``, or ``A * N`` with quantiles (flat index ``n * A + a``, docs/algorithm.md §Quantile outputs)."""
         return self.num_outputs * max(self.num_quantiles, 1)
 
     def cells(self) -> list:
@@ -124,7 +124,7 @@ class ADNetwork(NamedTuple):
         return quantile_mean(outputs, self.num_quantiles)
 
     def policy_weights(self) -> jax.Array:
-        """``[L, L]``: row ``i`` weights the layers' Q for policy ``i`` (spec §6.1, §6.3).
+        """``[L, L]``: row ``i`` weights the layers' Q for policy ``i`` (docs/algorithm.md §Acting, §Evaluation).
 
         With ``average_predictions`` row ``i`` is the mean of layers ``0..i``; without, layer ``i`` alone.
         The last row is the acting policy.
@@ -155,7 +155,7 @@ class ADNetwork(NamedTuple):
         return tuple(jnp.zeros((*batch_shape, d), jnp.float32) for d in self.net_arch)
 
     def layer_input(self, l: int, h_below: jax.Array, x: jax.Array, context: Context) -> jax.Array:
-        """Concatenate the input ``u^l_t`` of layer ``l`` (spec §3, official ``_layer_input``)."""
+        """Concatenate the input ``u^l_t`` of layer ``l`` (docs/algorithm.md §Network wiring, official ``_layer_input``)."""
         parts = [h_below]
         if self.input_skip and l > 0:
             parts.append(x)
@@ -166,7 +166,7 @@ class ADNetwork(NamedTuple):
         return jnp.concatenate(parts, axis=-1)
 
     def acting_q_values(self, outputs: jax.Array) -> jax.Array:
-        """The acting policy's Q (spec §6.1): ``outputs [L, ..., (N,) A] -> [..., A]``, mean over quantiles
+        """The acting policy's Q (docs/algorithm.md §Acting): ``outputs [L, ..., (N,) A] -> [..., A]``, mean over quantiles
         first, then the layer weights of :meth:`policy_weights` (mean of all layers, or the last alone)."""
         q = self.q_values(outputs)
         return jnp.tensordot(self.policy_weights()[-1], q, axes=1)

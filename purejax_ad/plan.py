@@ -2,7 +2,7 @@
 
 ``python -m purejax_ad.train ... --dry-run`` prints :func:`format_plan`; every run prints
 :func:`summary_line` and is refused (:class:`purejax_ad.config.ConfigError`) when it cannot fit, before
-anything is allocated or written. Figures (README "Memory: compact replay, the pre-flight
+anything is allocated or written. Figures (docs/results.md "Memory: compact replay, the pre-flight
 plan, seed waves"):
 
 * **state bytes per seed**, by component, from ``jax.eval_shape`` of one seed's ``init`` (nothing allocated);

@@ -1,4 +1,4 @@
-"""Presets: named starting configs (spec §9, §8; README "Methods").
+"""Presets: named starting configs (docs/algorithm.md §Hyperparameters, §Quirks; README "Methods").
 
 ``paper-minatar`` is the official ``scripts/train.py`` column with every quirk at its faithful setting;
 ``classic-fast`` is a small CPU config tuned for CartPole-v1; ``arq-minatar`` ARQ's MinAtar column;
@@ -14,7 +14,7 @@ import dataclasses
 from purejax_ad.config import Config
 
 PRESETS: dict[str, dict] = {
-    # Spec §9.1, `scripts/train.py` column, every quirk at its faithful setting (spec §8).
+    # docs/algorithm.md §Hyperparameters, `scripts/train.py` column, every quirk at its faithful setting (docs/algorithm.md §Quirks).
     "paper-minatar": dict(
         env="Breakout-MinAtar", total_timesteps=5_000_000, num_seeds=10, num_envs=1,
         net_arch=(128, 96, 96), num_heads=8, input_skip_connections=True, recurrent_connections=True,
@@ -37,7 +37,7 @@ PRESETS: dict[str, dict] = {
         eval_interval=20_000, log_interval=5_000, checkpoint_interval=50_000,
     ),
 }
-# ARQ's MinAtar column (spec §9.2): wider layers, lr 1e-4, train every 4 steps; everything else as AD.
+# ARQ's MinAtar column (docs/algorithm.md §Hyperparameters): wider layers, lr 1e-4, train every 4 steps; everything else as AD.
 PRESETS["arq-minatar"] = dict(PRESETS["paper-minatar"], algo="arq", net_arch=(400, 200, 200), learning_rate=1e-4,
                               buffer_size=5_000_000, max_grad_norm=1.0, train_frequency=4, total_timesteps=4_000_000)
 # The MinAtar paper's DQN (Young & Tian 2019): conv(16, 3x3) -> 128 -> A, batch 32, 100k replay, target every
@@ -48,7 +48,7 @@ PRESETS["minatar-dqn"] = dict(
     adam_b2=0.999, adam_eps=1.5e-4, max_grad_norm=10.0, buffer_size=100_000, batch_size=32, learning_starts=5_000,
     train_frequency=1, target_update_interval=1_000, epsilon_end=0.1, exploration_fraction=0.02,
 )
-# Standard DQN on CartPole-v1 (CPU; README "DQN on CartPole-v1"): CleanRL's / PureJaxRL's DQN settings (MLP 120-84,
+# Standard DQN on CartPole-v1 (CPU; docs/results.md "DQN on CartPole-v1"): CleanRL's / PureJaxRL's DQN settings (MLP 120-84,
 # batch 128, lr 2.5e-4, one update per 10 env steps, 10k warm-up, 500k steps, Adam b2 0.999, clip 10) with three
 # changes chosen here by in-program sweeps (README): a 100k replay (theirs 10k), a hard target copy every 1000 env
 # steps (theirs 500), and epsilon 1 -> 0.01 over 20 % of the run after the warm-up (theirs -> 0.05 over 50 %).
@@ -59,8 +59,8 @@ PRESETS["classic-dqn"] = dict(
     adam_b2=0.999, max_grad_norm=10.0, gamma=0.99, td_loss="mse", target_update_interval=1_000, tau=1.0,
     epsilon_end=0.01, exploration_fraction=0.2, eval_interval=100_000, log_interval=10_000,
 )
-# DeepMind Control, bang-bang discretized (spec §10.2). The AD paper's DMC hyperparameters are not known (spec
-# §9.1); ARQ's DMC column (§9.2) is the best proxy and is used for them: lr 2.5e-4, 4M replay, clip 0.1, epsilon
+# DeepMind Control, bang-bang discretized (docs/algorithm.md §DeepMind Control). The AD paper's DMC hyperparameters are not known (spec
+# §Hyperparameters); ARQ's DMC column (§Hyperparameters) is the best proxy and is used for them: lr 2.5e-4, 4M replay, clip 0.1, epsilon
 # 1 -> 0.01 over 25 %, train every 4 steps, 4M steps. The AD cell and wiring are paper-minatar's ([128, 96, 96],
 # H = 8, every connection). Quirks faithful: truncation does not start an episode (Q1, matters here: every DMC
 # episode ends by truncation), fixed task seed (Q7).
@@ -69,7 +69,7 @@ PRESETS["paper-dmc"] = dict(
     buffer_size=4_000_000, max_grad_norm=0.1, exploration_fraction=0.25, train_frequency=4,
     fixed_env_reset_key=True, action_repeat=1, eval_interval=500_000,
 )
-# ARQ's DMC column (spec §9.2): ARQ cell with +-1 action bits, everything else as paper-dmc.
+# ARQ's DMC column (docs/algorithm.md §Hyperparameters): ARQ cell with +-1 action bits, everything else as paper-dmc.
 PRESETS["arq-dmc"] = dict(PRESETS["paper-dmc"], algo="arq", action_encoding="binary")
 # Small CPU config for dmc/cartpole-balance (tuned here, not a paper setting): classic-fast with 1000-step
 # episodes, clean quirk settings.

@@ -1,9 +1,11 @@
-"""Backprop baselines' Q-networks: a standard network trained end to end, with the AD network's interface.
+"""Backprop baselines' Q-networks: a standard network trained end to end.
 
-``dqn`` / ``qrdqn`` (issue 3) use one ordinary Q-network. It is presented to the trainer as a
-one-"layer" network with no context, so replay, acting, evaluation, losses and outputs are shared
-with AD unchanged: ``step`` returns outputs ``[1, ..., A]`` (``[1, ..., N, A]`` with quantiles), the
-context is the empty tuple, and the parameters are a 1-tuple (one optimiser, one gradient clip).
+``dqn`` / ``qrdqn`` use one ordinary Q-network. It implements what :class:`purejax_ad.q_learning.QLearningAgent`
+needs of a network (``num_layers``, ``initial_context``, ``step``, ``q_values``, ``policy_weights``; the
+:class:`purejax_ad.state.Network` protocol and more) with one learning unit and no context, so the
+Q-learning agent's replay, acting, evaluation and losses serve it too: ``step`` returns outputs
+``[1, ..., A]`` (``[1, ..., N, A]`` with quantiles), the context is the empty tuple, and the parameters
+are a 1-tuple (one optimiser, one gradient clip).
 
 Torsos:
 

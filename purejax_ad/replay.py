@@ -1,6 +1,6 @@
 """Replay: a compact, lossless flashbax trajectory buffer of env steps, sampled as short windows.
 
-Layout (README "Memory: compact replay, the pre-flight plan, seed waves"). Every env lane is a flashbax
+Layout (docs/results.md "Memory: compact replay, the pre-flight plan, seed waves"). Every env lane is a flashbax
 trajectory-buffer row; a slot holds one :class:`StoredStep`: the observation o_t **once** (MinAtar's binary planes bit-packed, 8 cells a byte;
 other suites float32), the action in the smallest integer dtype that holds ``num_actions``, the reward as
 float32 (exact), one ``uint8`` of flags (terminated, truncated, episode start), and per-algorithm extras
@@ -19,8 +19,8 @@ float32 (exact), one ``uint8`` of flags (terminated, truncated, episode start), 
 Sampling draws exactly the windows flashbax's ``trajectory_buffer.sample`` draws for the same key
 (:func:`sample_indices`; ``tests/test_replay.py`` checks it against flashbax itself), so a run's random
 stream does not depend on the layout. Windows are contiguous per lane and ignore episode boundaries:
-:func:`prepare_sequences` applies the configured episode-start rule (README "Quirks of the official code
-as options": Q1, Q3).
+:func:`prepare_sequences` applies the configured episode-start rule (docs/algorithm.md §Quirks:
+Q1, Q3).
 """
 
 from __future__ import annotations

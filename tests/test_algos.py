@@ -1,4 +1,4 @@
-"""The AD family and its yardsticks (issue 3): QR losses, ARQ / MLP cells, ablation wiring, backprop
+"""The AD family and its yardsticks: QR losses, ARQ / MLP cells, ablation wiring, backprop
 baselines -- against hand-worked examples, numpy re-computations and probe envs with known Q-values."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from _helpers import probe_run, q_at, random_params, sequence_batch as _batch
 from test_cli import TINY, run_cli
 
 # ------------------------------------------------------------------------------------------------
-# AD-QRDQN losses (spec §7, quirk Q4)
+# AD-QRDQN losses (docs/algorithm.md §Quantile outputs, quirk Q4)
 # ------------------------------------------------------------------------------------------------
 
 # Hand-worked: N = 2 (tau = 0.25, 0.75), predicted theta = (0, 1), target samples T = (0.5, 2).
@@ -83,7 +83,7 @@ def test_quantile_huber_learns_quantiles_and_as_published_learns_expectiles():
     np.testing.assert_allclose(quantiles, np.quantile(samples, taus), rtol=0.05, atol=0.5)
     expectiles = _fit("as_published", samples, n)
     np.testing.assert_allclose(expectiles, [_expectile(samples, t) for t in taus], rtol=0.02)
-    # They differ: the official loss does not learn quantiles (spec §7).
+    # They differ: the official loss does not learn quantiles (docs/algorithm.md §Quantile outputs).
     assert np.max(np.abs(expectiles - quantiles)) > 2.0
 
 
@@ -132,7 +132,7 @@ def test_qr_layer_losses_use_each_layers_quantiles():
 
 
 # ------------------------------------------------------------------------------------------------
-# Cells: ARQ (spec §11.1) and MLP (spec §2.2)
+# Cells: ARQ (docs/algorithm.md §ARQ) and MLP (docs/algorithm.md §Cells)
 # ------------------------------------------------------------------------------------------------
 
 
@@ -153,7 +153,7 @@ def test_goodness_kinds_match_numpy():
 
 
 def _reference_arq(params, u, hidden, num_actions, heads, codes, kind):
-    """Spec §11.1 in float64 numpy: h from u alone; per action u_a = [u ; code(a)], W_a h, goodness."""
+    """docs/algorithm.md §ARQ in float64 numpy: h from u alone; per action u_a = [u ; code(a)], W_a h, goodness."""
     p = {k: {n: np.asarray(v, np.float64) for n, v in d.items()} for k, d in params["params"].items()}
     a = np.maximum(u @ p["fc_h"]["kernel"] + p["fc_h"]["bias"], 0.0)
     h = (a - a.mean(-1, keepdims=True)) / np.sqrt(a.var(-1, keepdims=True) + 1e-6) * p["ln"]["scale"] + p["ln"]["bias"]
@@ -209,7 +209,7 @@ def test_mlp_cell_matches_numpy_and_normalisations():
 
 
 @pytest.mark.parametrize("preset,expected", [
-    # Spec §3: u^l = [h^{l-1} ; x (skip, l>1) ; c^l (recurrent) ; c^{l+1} (forward, l<L)], D = 400 (Breakout).
+    # docs/algorithm.md §Network wiring: u^l = [h^{l-1} ; x (skip, l>1) ; c^l (recurrent) ; c^{l+1} (forward, l<L)], D = 400 (Breakout).
     ("paper-minatar", (400 + 128 + 96, 128 + 400 + 96 + 96, 96 + 400 + 96)),
     ("paper-minatar-no-forward", (400 + 128, 128 + 400 + 96, 96 + 400 + 96)),
     ("paper-minatar-no-recurrent", (400 + 96, 128 + 400 + 96, 96 + 400)),

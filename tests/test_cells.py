@@ -1,4 +1,4 @@
-"""AttentionADCell against an independent float64 numpy re-implementation of spec §2.1."""
+"""AttentionADCell against an independent float64 numpy re-implementation of docs/algorithm.md §Cells."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from purejax_ad.cells import AttentionADCell, attention_cell_num_params
 
 
 def reference_cell(params: dict, u: np.ndarray, hidden: int, out: int, heads: int):
-    """Spec §2.1 in float64 numpy, written from the spec text, not from the module."""
+    """docs/algorithm.md §Cells in float64 numpy, written from the spec text, not from the module."""
     p = {k: {n: np.asarray(v, np.float64) for n, v in d.items()} for k, d in params["params"].items()}
     u = np.asarray(u, np.float64)
     batch = u.shape[0]
@@ -66,7 +66,7 @@ def test_attention_cell_matches_numpy_reference(in_features, hidden, out, heads)
     h_ref, q_ref = reference_cell(jax.device_get(params), np.asarray(u), hidden, out, heads)
     np.testing.assert_allclose(np.asarray(h), h_ref, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(np.asarray(q), q_ref, rtol=1e-4, atol=1e-4)
-    # |W| < 1 elementwise, so |q_g| <= sum_k |h_k| (spec §2.1 magnitude note).
+    # |W| < 1 elementwise, so |q_g| <= sum_k |h_k| (docs/algorithm.md §Cells magnitude note).
     assert np.all(np.abs(q_ref) <= np.abs(h_ref).sum(axis=1, keepdims=True) + 1e-6)
 
 
@@ -93,7 +93,7 @@ def test_attention_cell_parameter_structure():
     assert params["fc_z1"]["kernel"].shape == (in_features, heads * hidden)
     assert params["fc_z2"]["kernel"].shape == (in_features, heads * out)
     assert params["ln"]["scale"].shape == (hidden,) and params["ln"]["bias"].shape == (hidden,)
-    # Flax-default init: LayerNorm scale 1 and bias 0, fc_h bias 0 (spec §2.1).
+    # Flax-default init: LayerNorm scale 1 and bias 0, fc_h bias 0 (docs/algorithm.md §Cells).
     np.testing.assert_array_equal(params["ln"]["scale"], np.ones(hidden))
     np.testing.assert_array_equal(params["ln"]["bias"], np.zeros(hidden))
     np.testing.assert_array_equal(params["fc_h"]["bias"], np.zeros(hidden))
@@ -104,7 +104,7 @@ def test_attention_cell_num_params_formula(in_features, hidden, out, heads):
     cell = AttentionADCell(hidden_features=hidden, out_features=out, num_heads=heads)
     params = jax.eval_shape(cell.init, jax.random.key(0), jnp.zeros((1, in_features)))
     actual = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))
-    # Spec §3: D_in*d + d + D_in*H*d + D_in*H*G + 2d, written out independently here.
+    # docs/algorithm.md §Network wiring: D_in*d + d + D_in*H*d + D_in*H*G + 2d, written out independently here.
     expected = in_features * hidden + hidden + in_features * heads * hidden + in_features * heads * out + 2 * hidden
     assert actual == expected
     assert attention_cell_num_params(in_features, hidden, out, heads) == expected

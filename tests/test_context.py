@@ -1,4 +1,4 @@
-"""Replayed context (spec §4.2, quirk Q3): the unrolled contexts against an actor simulation and hand loops."""
+"""Replayed context (docs/algorithm.md §Replayed context, quirk Q3): the unrolled contexts against an actor simulation and hand loops."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def test_zero_context_replay_equals_actor_context(alpha):
 
 
 def test_zero_context_differs_from_faithful_padding():
-    """Control: at an episode start the faithful padding does NOT give the actor's zero context (spec §6.2)."""
+    """Control: at an episode start the faithful padding does NOT give the actor's zero context (docs/algorithm.md §Exploration)."""
     network = _network(1.0)
     params = random_params(network, seed=1)
     obs = _observations()
@@ -225,7 +225,7 @@ def test_replayed_context_computes_only_the_hidden_path():
     full_step = _flops(lambda p, x, c: network.step(p, x, c)[0], params, x, context)
     unroll = _flops(lambda p, o, r: unroll_context(network, p, o, r), params,
                     jax.ShapeDtypeStruct((batch, T, 400), jnp.float32), jax.ShapeDtypeStruct((batch, T), bool))
-    # fc_h multiply-adds per sample: sum over layers of D_in * d (spec §3 input sizes 624, 720, 592).
+    # fc_h multiply-adds per sample: sum over layers of D_in * d (docs/algorithm.md §Network wiring input sizes 624, 720, 592).
     fc_h = 2 * (624 * 128 + 720 * 96 + 592 * 96)
     assert unroll / (T * batch) == pytest.approx(fc_h, rel=0.1)
     assert unroll < 0.15 * T * full_step

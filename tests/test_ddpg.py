@@ -1,4 +1,4 @@
-"""Continuous-action algos (issue 4): ndpg's neuron-local rules (spec §13.2 / §13.4) and ddpg's critic
+"""Continuous-action algos: ndpg's neuron-local rules (docs/algorithm.md §Neuron-local DDPG) and ddpg's critic
 against numpy re-computations, locality of the ndpg update, and learning on a one-step continuous bandit
 with a known Q-function."""
 
@@ -61,7 +61,7 @@ def _ndpg_step(kind, params, target, batch, hyper=None):
 
 
 def _ndpg_reference(kind, params, target, batch):
-    """The local rules of spec §13.2 / §13.4, one neuron and one sample at a time, in float64 numpy."""
+    """The local rules of docs/algorithm.md §Neuron-local DDPG, one neuron and one sample at a time, in float64 numpy."""
     p, t, b = (jax.tree.map(lambda x: np.asarray(x, np.float64), tree) for tree in (params, target, batch))
     bias = lambda x: np.append(x, 1.0)
     new_actor = [k.copy() for k in p.actor]

@@ -1,4 +1,4 @@
-"""DeepMind Control in MJX (spec §10.2): bang-bang discretization, the Playground adapter's truncation and
+"""DeepMind Control in MJX (docs/algorithm.md §DeepMind Control): bang-bang discretization, the Playground adapter's truncation and
 auto-reset, the fixed reset stream (quirk Q7), and config checks made before anything is built."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Env registry and the terminated/truncated rules (spec §10.4, quirks Q10, Q11)."""
+"""Env registry and the terminated/truncated rules (docs/algorithm.md §Environments, quirks Q10, Q11)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-layer TD targets and element losses (spec §5, quirk Q5) on hand-worked numbers."""
+"""Per-layer TD targets and element losses (docs/algorithm.md §Per-layer loss, quirk Q5) on hand-worked numbers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Network wiring (spec §3): parameter counts, layer input sizes, the forward pass, gradient isolation (§5)."""
+"""Network wiring (docs/algorithm.md §Network wiring): parameter counts, layer input sizes, the forward pass, gradient isolation (§Per-layer loss)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from _helpers import random_context, random_params
 PAPER_ARCH = (128, 96, 96)
 
 
-# Spec §3 table: env, D, A, D_in per layer, total parameter count (H = 8, skip + recurrent + forward).
+# docs/algorithm.md §Network wiring table: env, D, A, D_in per layer, total parameter count (H = 8, skip + recurrent + forward).
 SPEC_TABLE = [
     ("Breakout", 400, 3, (624, 720, 592), 1_899_840),
     ("Asterix", 400, 5, (624, 720, 592), 1_930_816),
@@ -41,7 +41,7 @@ def test_paper_network_matches_spec_table(name, obs_size, num_actions, d_in, tot
 @pytest.mark.parametrize(
     "skip,recurrent,forward,expected",
     [
-        # Hand-computed from spec §3 with D = 400, net_arch = (128, 96, 96).
+        # Hand-computed from docs/algorithm.md §Network wiring with D = 400, net_arch = (128, 96, 96).
         (True, True, True, (400 + 128 + 96, 128 + 400 + 96 + 96, 96 + 400 + 96)),
         (False, True, True, (400 + 128 + 96, 128 + 96 + 96, 96 + 96)),
         (True, False, True, (400 + 96, 128 + 400 + 96, 96 + 400)),
@@ -107,7 +107,7 @@ def test_step_num_layers_prefix_keeps_upper_context():
 
 
 # ------------------------------------------------------------------------------------------------
-# Gradient isolation (spec §5): d loss_l / d params_m == 0 for m != l.
+# Gradient isolation (docs/algorithm.md §Per-layer loss): d loss_l / d params_m == 0 for m != l.
 # ------------------------------------------------------------------------------------------------
 
 def _small_batch(seed: int, obs_size: int, num_actions: int, batch: int = 6, seq: int = 4) -> SequenceBatch:

@@ -16,7 +16,7 @@ from purejax_ad.q_learning import epsilon_schedule
 from _helpers import compiled_train, probe_config, probe_environment, probe_run, q_at
 
 # ------------------------------------------------------------------------------------------------
-# Epsilon schedule (spec §6.2).
+# Epsilon schedule (docs/algorithm.md §Exploration).
 # ------------------------------------------------------------------------------------------------
 
 
@@ -34,7 +34,7 @@ def test_epsilon_schedule_matches_spec_formula():
                     epsilon_start=1.0, epsilon_end=0.01)
     steps = np.array([0, 49_999, 50_000, 100_000, 300_000, 549_999, 550_000, 4_000_000])
     got = np.asarray(jax.vmap(lambda s: epsilon_schedule(s, config))(jnp.asarray(steps, jnp.int32)))
-    # Spec §6.2: max(start + (end - start) * max(t - learning_starts, 0) / (fraction * T), end).
+    # docs/algorithm.md §Exploration: max(start + (end - start) * max(t - learning_starts, 0) / (fraction * T), end).
     ref = np.maximum(1.0 + (0.01 - 1.0) * np.maximum(steps - 50_000, 0) / (0.1 * 5_000_000), 0.01)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
 

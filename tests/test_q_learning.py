@@ -1,4 +1,4 @@
-"""AD-DQN update (spec §5): per-layer losses against a hand loop, per-layer clip + Adam, target copies."""
+"""AD-DQN update (docs/algorithm.md §Per-layer loss): per-layer losses against a hand loop, per-layer clip + Adam, target copies."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _hyper(lr=1e-2, max_norm=1.0, target_update_interval=100, gamma=GAMMA, tau=1
 
 
 def _reference_losses(params, target_params, batch: SequenceBatch, double_q: bool, td_loss: str) -> np.ndarray:
-    """Spec §4.2 + §5 as an explicit loop: unroll online/target contexts, then each layer's own target."""
+    """docs/algorithm.md §Replayed context + §Per-layer loss as an explicit loop: unroll online/target contexts, then each layer's own target."""
     step = jax.jit(NETWORK.step)
     obs_seq, reset = np.asarray(batch.obs_seq), np.asarray(batch.reset)
     seq = obs_seq.shape[1]
@@ -72,7 +72,7 @@ def test_layer_losses_match_hand_loop(double_q, td_loss):
 
 
 def _numpy_adam_per_layer(params, grads_per_update, lr, max_norm, b1=0.9, b2=0.99, eps=1e-8):
-    """Clip each layer's gradient by that layer's own global norm, then Adam, per layer (spec §5)."""
+    """Clip each layer's gradient by that layer's own global norm, then Adam, per layer (docs/algorithm.md §Per-layer loss)."""
     params = [jax.tree.map(lambda x: np.asarray(x, np.float64), p) for p in params]
     m = [jax.tree.map(np.zeros_like, p) for p in params]
     v = [jax.tree.map(np.zeros_like, p) for p in params]
@@ -127,7 +127,7 @@ def test_target_copy_every_period():
     tx = make_optimizer(1e-2, 1.0)
     learner = jax.jit(lambda k: q_learning.init_learner(NETWORK, tx, k))(jax.random.key(0))
     for a, b in zip(jax.tree.leaves(learner.params), jax.tree.leaves(learner.target_params)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # target starts as a copy (spec §2.1)
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # target starts as a copy (docs/algorithm.md §Cells)
     initial_target = jax.tree.map(np.asarray, learner.target_params)
     update = jax.jit(lambda s, b: q_learning.make_update(NETWORK, tx, 1)(s, b, _hyper(target_update_interval=3)))
     for i in range(1, 7):

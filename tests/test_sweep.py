@@ -1,4 +1,4 @@
-"""Hyperparameter sweeps as one compiled program (issue 3): CLI lists, validation, traced once, outputs per config."""
+"""Hyperparameter sweeps as one compiled program: CLI lists, validation, traced once, outputs per config."""
 
 from __future__ import annotations
 
