@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from purejax_ad.config import Config
 from purejax_ad.envs import Environment
-from purejax_ad.hyperparams import Hyperparams
+from purejax_ad.hyperparams import Hyperparams, update_target
 from purejax_ad.replay import TransitionBatch, Window, prepare_transitions
 from purejax_ad.state import Acting, ActorState, LearnerState
 
@@ -43,6 +43,20 @@ class ActorCriticNetwork(NamedTuple):
     def initial_context(self, batch_shape=()) -> tuple:
         """No context: ``()``."""
         return ()
+
+
+def finish_update(learner: LearnerState, params, opt_state: tuple, hyper: Hyperparams, train_frequency: int,
+                  loss: jax.Array, q_mean: jax.Array) -> tuple[LearnerState, dict]:
+    """The common end of an actor-critic update: count it, apply the target rule
+    (:func:`purejax_ad.hyperparams.update_target`) and report ``{"td_loss": [1], "q_mean": [1]}``.
+
+    Args:
+      params: the updated ``.actor`` / ``.critic`` parameters. opt_state: ``(critic_state, actor_state)``.
+      loss / q_mean: ``[]`` pre-update critic loss and mean Q.
+    """
+    num_updates = learner.num_updates + 1
+    target = update_target(params, learner.target_params[0], hyper, num_updates, train_frequency)
+    return LearnerState((params,), (target,), opt_state, num_updates), {"td_loss": loss[None], "q_mean": q_mean[None]}
 
 
 class ActorCriticAgent:

@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from purejax_ad.actor_critic import ActorCriticAgent
-from purejax_ad.hyperparams import Hyperparams, optimizer_for, update_target
+from purejax_ad.actor_critic import ActorCriticAgent, finish_update
+from purejax_ad.hyperparams import Hyperparams, optimizer_for
 from purejax_ad.replay import TransitionBatch
 from purejax_ad.state import LearnerState
 
@@ -93,10 +93,7 @@ def ddpg_update(tx_critic, tx_actor, learner: LearnerState, batch: TransitionBat
     g = jax.grad(lambda a: -jnp.mean(ddpg_q(critic, batch.obs, ddpg_actor(a, batch.obs))))(params.actor)
     u, opt_a = tx_actor.update(g, opt_a, params.actor)
     params = DDPGParams(optax.apply_updates(params.actor, u), critic)
-    num_updates = learner.num_updates + 1
-    target = update_target(params, target, hyper, num_updates, train_frequency)
-    return LearnerState((params,), (target,), (opt_c, opt_a), num_updates), {"td_loss": loss[None],
-                                                                           "q_mean": q_mean[None]}
+    return finish_update(learner, params, (opt_c, opt_a), hyper, train_frequency, loss, q_mean)
 
 
 class DDPGAgent(ActorCriticAgent):

@@ -24,9 +24,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from purejax_ad.actor_critic import ActorCriticAgent
+from purejax_ad.actor_critic import ActorCriticAgent, finish_update
 from purejax_ad.ddpg import init_mlp
-from purejax_ad.hyperparams import Hyperparams, update_target
+from purejax_ad.hyperparams import Hyperparams
 from purejax_ad.replay import TransitionBatch
 from purejax_ad.state import LearnerState
 
@@ -174,10 +174,7 @@ def ndpg_update(kind: str, tx_critic, tx_actor, learner: LearnerState, batch: Tr
     critic = optax.apply_updates(params.critic, u)
     u, opt_a = tx_actor.update(grads.actor, opt_a, params.actor)
     params = NDPGParams(optax.apply_updates(params.actor, u), critic)
-    num_updates = learner.num_updates + 1
-    target = update_target(params, target, hyper, num_updates, train_frequency)
-    return LearnerState((params,), (target,), (opt_c, opt_a), num_updates), {"td_loss": loss[None],
-                                                                           "q_mean": q_mean[None]}
+    return finish_update(learner, params, (opt_c, opt_a), hyper, train_frequency, loss, q_mean)
 
 
 class NDPGAgent(ActorCriticAgent):
