@@ -131,7 +131,7 @@ class ConfigProblem(ValueError):
 
 def validate(config: SACConfig, out: str | Path | None = None) -> list[str]:
     """Every problem with ``config`` (and the output directory ``out``), found without compiling or writing."""
-    from purejax_ad.config import output_dir_problems
+    from purejax_ad.rundir import output_dir_problems
 
     problems = []
     dmc_id = resolve_dmc_id(config.env)
