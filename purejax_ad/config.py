@@ -1,23 +1,24 @@
-"""Configuration: every hyperparameter and every documented quirk of the official code, presets, checks.
+"""Configuration: every hyperparameter and every documented quirk of the official code, and its checks.
 
-The presets live in :mod:`purejax_ad.presets`. All step counts are **env steps per seed** unless a name
-says otherwise.
+The presets live in :mod:`purejax_ad.presets`, the checks of an output directory in :mod:`purejax_ad.rundir`,
+the environment a config trains on in :func:`purejax_ad.envs.make_config_env`. All step counts are **env
+steps per seed** unless a name says otherwise.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import functools
 import math
 import os
+import typing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Literal
 
 import tyro
 
 from purejax_ad.algos import ALGO_SPECS, algo_spec
-from purejax_ad.envs import UnknownEnvError, action_space_kind, canonical_env_id, check_dmc_options, env_suite, make_env
+from purejax_ad.envs import UnknownEnvError, action_space_kind, canonical_env_id, check_dmc_options, env_suite
 
 #: Hyperparameters that do not change shapes: a list of values on the CLI (``--learning-rate 1e-4,3e-4``)
 #: sweeps them inside one compiled program (traced per run, :class:`purejax_ad.hyperparams.Hyperparams`).
@@ -302,11 +303,7 @@ def validate(config: Config) -> list[str]:
         problems.append(f"context_size must be >= 0, got {c.context_size}")
     if c.burn_in < 0:
         problems.append(f"burn_in must be >= 0, got {c.burn_in}")
-    for name in ("matmul_dtype", "stored_context_dtype"):
-        if getattr(c, name) not in ("float32", "bfloat16"):
-            problems.append(f"{name} must be 'float32' or 'bfloat16', got {getattr(c, name)!r}")
-    if c.context_source not in ("replay", "stored"):
-        problems.append(f"context_source must be 'replay' or 'stored', got {c.context_source!r}")
+    problems += choice_problems(c)
     if c.learning_starts < 0 or c.eval_interval < 0:
         problems.append("learning_starts and eval_interval must be >= 0")
     if c.num_envs > 0 and c.train_frequency > 0 and c.train_frequency % c.num_envs:
@@ -335,12 +332,6 @@ def validate(config: Config) -> list[str]:
         problems.append("learning_rate and max_grad_norm must be > 0")
     if c.sticky_action_prob is not None and not 0 <= c.sticky_action_prob <= 1:
         problems.append(f"sticky_action_prob must be in [0, 1], got {c.sticky_action_prob}")
-    if c.td_loss not in ("mse", "huber"):
-        problems.append(f"td_loss must be 'mse' or 'huber', got {c.td_loss!r}")
-    if c.replay_padding not in ("repeat_first", "zero_context"):
-        problems.append(f"replay_padding must be 'repeat_first' or 'zero_context', got {c.replay_padding!r}")
-    if c.minatar_time_limit not in ("original", "gymnax"):
-        problems.append(f"minatar_time_limit must be 'original' or 'gymnax', got {c.minatar_time_limit!r}")
     if c.checkpoint_interval < 0:
         problems.append(f"checkpoint_interval must be >= 0, got {c.checkpoint_interval}")
     if c.num_devices is not None and c.num_devices < 1:
@@ -349,8 +340,6 @@ def validate(config: Config) -> list[str]:
         problems.append(f"keep_checkpoints must be >= 1, got {c.keep_checkpoints}")
     if c.stop_after_steps is not None and c.stop_after_steps <= 0:
         problems.append(f"stop_after_steps must be > 0, got {c.stop_after_steps}")
-    if c.on_nonfinite not in ("stop", "drop-seed"):
-        problems.append(f"on_nonfinite must be 'stop' or 'drop-seed', got {c.on_nonfinite!r}")
     if c.seeds_per_wave is not None and c.seeds_per_wave != "auto" and (
             not isinstance(c.seeds_per_wave, int) or c.seeds_per_wave < 1):
         problems.append(f"seeds_per_wave must be a positive number of seeds or 'auto', got {c.seeds_per_wave!r}")
@@ -375,24 +364,31 @@ def validate(config: Config) -> list[str]:
             problems.append("exploration_noise and node_noise must be >= 0")
         if not spec.linear_lr_schedule and c.lr_schedule != "constant":
             problems.append(f"lr_schedule 'linear' is not implemented for {c.algo}")
-        if c.ndpg_critic not in ("linear", "compatible"):
-            problems.append(f"ndpg_critic must be 'linear' or 'compatible', got {c.ndpg_critic!r}")
     return problems
 
 
-def make_config_env(config: Config):
-    """The :class:`~purejax_ad.envs.Environment` a config trains on (continuous actions for ddpg/ndpg,
-    bang-bang discretized DMC for the Q-learning algos)."""
-    c = config
-    return make_env(c.env, c.sticky_action_prob, c.minatar_time_limit, continuous=c.continuous_actions,
-                    action_repeat=c.action_repeat, fixed_env_reset_key=c.fixed_env_reset_key,
-                    max_discrete_actions=c.max_discrete_actions)
+@functools.cache
+def choice_fields() -> dict[str, tuple]:
+    """``{field: allowed values}`` of every :class:`Config` field whose type is a ``Literal[...]``."""
+    hints = typing.get_type_hints(Config, include_extras=False)
+    return {f.name: typing.get_args(hints[f.name]) for f in dataclasses.fields(Config)
+            if typing.get_origin(hints[f.name]) is Literal}
+
+
+def choice_problems(config: Config) -> list[str]:
+    """One problem per ``Literal`` field of ``config`` holding a value outside its choices, e.g.
+    ``"td_loss must be 'mse' or 'huber', got 'x'"``."""
+    problems = []
+    for name, allowed in choice_fields().items():
+        value = getattr(config, name)
+        if value not in allowed:
+            options = " or ".join(filter(None, [", ".join(map(repr, allowed[:-1])), repr(allowed[-1])]))
+            problems.append(f"{name} must be {options}, got {value!r}")
+    return problems
 
 
 def _algo_problems(c: Config) -> list[str]:
     problems = []
-    if c.cell not in ("auto", "attention", "mlp", "arq"):
-        problems.append(f"cell must be auto, attention, mlp or arq, got {c.cell!r}")
     spec = ALGO_SPECS.get(c.algo)
     if spec is None:
         return problems
@@ -407,17 +403,7 @@ def _algo_problems(c: Config) -> list[str]:
             problems.append(f"num_quantiles must be >= 1 for {c.algo}, got {c.num_quantiles}")
         if spec.network == "ad" and c.network_cell == "arq":
             problems.append("the ARQ cell has one goodness per action and cannot output quantiles")
-    if c.qr_loss not in ("as_published", "as_published_huber", "quantile_huber"):
-        problems.append(f"qr_loss must be as_published, as_published_huber or quantile_huber, got {c.qr_loss!r}")
-    if c.goodness not in ("std", "rms", "msq", "mean", "variance"):
-        problems.append(f"goodness must be std, rms, msq, mean or variance, got {c.goodness!r}")
-    if c.mlp_normalization not in ("none", "lp", "scaled", "layer_norm"):
-        problems.append(f"mlp_normalization must be none, lp, scaled or layer_norm, got {c.mlp_normalization!r}")
-    if c.action_encoding not in ("onehot", "binary"):
-        problems.append(f"action_encoding must be onehot or binary, got {c.action_encoding!r}")
-    if c.torso not in ("auto", "mlp", "minatar-conv"):
-        problems.append(f"torso must be auto, mlp or minatar-conv, got {c.torso!r}")
-    elif c.torso == "minatar-conv" and "MinAtar" not in c.env:
+    if c.torso == "minatar-conv" and "MinAtar" not in c.env:
         problems.append(f"torso minatar-conv needs a MinAtar env, got {c.env}")
     return problems
 
@@ -450,45 +436,6 @@ def _sweep_problems(c: Config) -> list[str]:
     return problems
 
 
-def _summary_says_complete(path: Path) -> bool:
-    try:
-        return json.loads(path.read_text()).get("complete") is True
-    except (OSError, ValueError):
-        return False
-
-
-def output_dir_problems(out: str | os.PathLike, resume: bool = False) -> list[str]:
-    """Problems with an output directory, found without writing anything.
-
-    A new run needs ``out`` absent or empty and creatable (its nearest existing ancestor a writable
-    directory); ``resume`` needs a run directory with ``config.json`` and a checkpoint.
-    """
-    out = Path(out)
-    if resume:
-        if not (out / "config.json").is_file():
-            return [f"--resume {out}: not a run directory (no config.json)"]
-        if _summary_says_complete(out / "summary.json"):
-            return [f"--resume {out}: the run is already complete"]
-        if not (out / "checkpoints").is_dir() or not any(p.name.isdigit() for p in (out / "checkpoints").iterdir()):
-            return [f"--resume {out}: the run has no checkpoint to resume from"]
-        return []
-    if out.exists():
-        if not out.is_dir():
-            return [f"output path {out} exists and is not a directory"]
-        if any(out.iterdir()):
-            held = " (it holds another run; continue that one with --resume)" if (out / "config.json").exists() else ""
-            return [f"output directory {out} is not empty{held}; choose another --out"]
-        return [] if os.access(out, os.W_OK) else [f"output directory {out} is not writable"]
-    parent = out.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        return [f"cannot create output directory {out}: {parent} is not a directory"]
-    if not os.access(parent, os.W_OK | os.X_OK):
-        return [f"cannot create output directory {out}: {parent} is not writable"]
-    return []
-
-
 class ConfigError(ValueError):
     """Raised by :func:`check`; the message lists every problem of a config on one line, ``; ``-separated."""
 
@@ -497,9 +444,11 @@ def check(config: Config, out: str | os.PathLike | None = None, resume: bool = F
     """Return ``config`` unchanged, or raise :class:`ConfigError` listing every problem.
 
     Args:
-      out: also check this output directory (:func:`output_dir_problems`).
+      out: also check this output directory (:func:`purejax_ad.rundir.output_dir_problems`).
       resume: ``out`` is a run to resume rather than a new one.
     """
+    from purejax_ad.rundir import output_dir_problems
+
     problems = validate(config) + (output_dir_problems(out, resume) if out is not None else [])
     if problems:
         raise ConfigError("invalid config: " + "; ".join(problems))

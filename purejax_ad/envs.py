@@ -10,7 +10,7 @@ Continuous actions are always given in ``[-1, 1]^m`` and scaled here to the env'
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import gymnax
 import jax
@@ -19,6 +19,9 @@ from gymnax.wrappers import StickyActionWrapper
 from gymnax.wrappers.purerl import StickyActionState
 
 from purejax_ad import dmc
+
+if TYPE_CHECKING:  # purejax_ad.config imports this module
+    from purejax_ad.config import Config
 
 #: User-facing id -> (gymnax id, suite).
 ENV_REGISTRY: dict[str, tuple[str, str]] = {
@@ -211,6 +214,20 @@ def make_env(env_id: str, sticky_action_prob: float | None = None, minatar_time_
         obs_encoding="bits" if suite == "minatar" else "float32",
         obs_shape=tuple(int(d) for d in env.observation_space(env_params).shape),
     )
+
+
+
+def make_config_env(config: Config) -> Environment:
+    """The :class:`Environment` a :class:`purejax_ad.config.Config` trains on (continuous actions for an
+    algo whose table row acts continuously, bang-bang discretized DMC for the Q-learning algos).
+
+    Raises:
+      UnknownEnvError, ValueError: as :func:`make_env` (``config.env`` unknown, options it does not take).
+    """
+    c = config
+    return make_env(c.env, c.sticky_action_prob, c.minatar_time_limit, continuous=c.continuous_actions,
+                    action_repeat=c.action_repeat, fixed_env_reset_key=c.fixed_env_reset_key,
+                    max_discrete_actions=c.max_discrete_actions)
 
 
 def make_continuous_gymnax_env(env_id: str) -> Environment:

@@ -47,13 +47,10 @@ early (SIGINT / SIGTERM) with the results so far written.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import functools
 import json
 import math
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,9 +58,11 @@ from pathlib import Path
 import numpy as np
 import tyro
 
+from purejax_ad.control import EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED, Stopped, StopSignals, default_run_dir
 from purejax_ad.dmc import DMC_ENVS, resolve_dmc_id
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 2, 3
+__all__ = ["EXIT_BAD_INPUT", "EXIT_OK", "EXIT_STOPPED", "ConfigProblem", "SACConfig", "config_record",
+           "default_out_dir", "install_device_put_replicated_shim", "library_versions", "main", "run_sac", "validate"]
 SOURCE = "brax.training.agents.sac"
 #: brax metric turned into ``episodic_return`` / ``mean_return``, and the one put in ``td_loss_l1``.
 RETURN_METRIC = "eval/episode_reward"
@@ -132,7 +131,7 @@ class ConfigProblem(ValueError):
 
 def validate(config: SACConfig, out: str | Path | None = None) -> list[str]:
     """Every problem with ``config`` (and the output directory ``out``), found without compiling or writing."""
-    from purejax_ad.config import output_dir_problems
+    from purejax_ad.rundir import output_dir_problems
 
     problems = []
     dmc_id = resolve_dmc_id(config.env)
@@ -174,8 +173,7 @@ def validate(config: SACConfig, out: str | Path | None = None) -> list[str]:
 
 def default_out_dir(config: SACConfig) -> Path:
     """``runs/<env>-sac-<timestamp>/``."""
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{config.env.replace('/', '_')}-sac-{stamp}"
+    return default_run_dir(config.env, "sac")
 
 
 def library_versions() -> dict:
@@ -211,10 +209,6 @@ def config_record(config: SACConfig) -> dict:
         "versions": library_versions(),
     })
     return record
-
-
-class _Stop(Exception):
-    """Raised in the main thread by the SIGTERM handler (SIGINT raises ``KeyboardInterrupt``)."""
 
 
 def _scalar(value) -> float | None:
@@ -320,51 +314,15 @@ def run_sac(config: SACConfig, progress: bool = True) -> dict:
                   + (f"  {sps:,.0f} steps/s" if sps else ""), flush=True)
 
     stop_reason = None
-    in_main = threading.current_thread() is threading.main_thread()
-    old_term = signal.getsignal(signal.SIGTERM) if in_main else None
-
-    def on_term(signum, frame):
-        raise _Stop("SIGTERM")
-
-    if in_main:
-        signal.signal(signal.SIGTERM, on_term)
     try:
-        for i in range(S):
-            t_seed = time.perf_counter()
-            sac_train.train(
-                environment=environment,
-                num_timesteps=config.total_timesteps,
-                episode_length=config.episode_length,
-                wrap_env=True,
-                wrap_env_fn=wrap_env_fn,
-                action_repeat=config.action_repeat,
-                num_envs=config.num_envs,
-                num_eval_envs=config.num_eval_envs,
-                learning_rate=config.learning_rate,
-                discounting=config.discounting,
-                seed=config.seed + i,
-                batch_size=config.batch_size,
-                num_evals=config.num_evals,
-                normalize_observations=config.normalize_observations,
-                reward_scaling=config.reward_scaling,
-                tau=config.tau,
-                min_replay_size=config.min_replay_size,
-                max_replay_size=config.max_replay_size,
-                grad_updates_per_step=config.grad_updates_per_step,
-                deterministic_eval=config.deterministic_eval,
-                network_factory=network_factory,
-                progress_fn=functools.partial(progress_fn, i, t_seed),
-            )
-            host["seed_s"][i] = time.perf_counter() - t_seed
-            host["finished"][i] = True
-            writer.write_json("summary.json", summary(None if i == S - 1 else "running"))
+        with StopSignals(raise_in_main=True):  # brax trains a seed in one call: a signal raises Stopped in it
+            _train_seeds(config, sac_train, environment, wrap_env_fn, network_factory, progress_fn, host, writer,
+                         summary)
+    except Stopped as e:
+        stop_reason = str(e)
     except KeyboardInterrupt:
         stop_reason = "SIGINT"
-    except _Stop as e:
-        stop_reason = str(e)
     finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, old_term)
         raw_log.close()
     result = summary(stop_reason)
     writer.write_json("summary.json", result)
@@ -375,17 +333,49 @@ def run_sac(config: SACConfig, progress: bool = True) -> dict:
     return result
 
 
-def _summary(config: SACConfig, record: dict, host: dict, out: Path, stop_reason: str | None, wall_s: float) -> dict:
-    from purejax_ad.outputs import mean_and_se
+def _train_seeds(config: SACConfig, sac_train, environment, wrap_env_fn, network_factory, progress_fn, host: dict,
+                 writer, summary) -> None:
+    """Train the seeds one after the other (one ``sac_train.train`` call each), rewriting the summary after each."""
+    S = config.num_seeds
+    for i in range(S):
+        t_seed = time.perf_counter()
+        sac_train.train(
+            environment=environment,
+            num_timesteps=config.total_timesteps,
+            episode_length=config.episode_length,
+            wrap_env=True,
+            wrap_env_fn=wrap_env_fn,
+            action_repeat=config.action_repeat,
+            num_envs=config.num_envs,
+            num_eval_envs=config.num_eval_envs,
+            learning_rate=config.learning_rate,
+            discounting=config.discounting,
+            seed=config.seed + i,
+            batch_size=config.batch_size,
+            num_evals=config.num_evals,
+            normalize_observations=config.normalize_observations,
+            reward_scaling=config.reward_scaling,
+            tau=config.tau,
+            min_replay_size=config.min_replay_size,
+            max_replay_size=config.max_replay_size,
+            grad_updates_per_step=config.grad_updates_per_step,
+            deterministic_eval=config.deterministic_eval,
+            network_factory=network_factory,
+            progress_fn=functools.partial(progress_fn, i, t_seed),
+        )
+        host["seed_s"][i] = time.perf_counter() - t_seed
+        host["finished"][i] = True
+        writer.write_json("summary.json", summary(None if i == S - 1 else "running"))
 
-    import jax
+
+def _summary(config: SACConfig, record: dict, host: dict, out: Path, stop_reason: str | None, wall_s: float) -> dict:
+    from purejax_ad.summary import device_description, final_stats as group_stats
 
     S = config.num_seeds
     final = np.array([np.nan if v is None else v for v in host["last"]], np.float64)
-    mean, se = mean_and_se(final)
-    per_seed = [None if math.isnan(v) else float(v) for v in final]
-    final_stats = {"final_return_mean": mean, "final_return_se": se, "final_return_per_seed": per_seed,
-                   "final_eval_per_layer": [mean] if not math.isnan(mean) else None}
+    final_stats = group_stats(final, None, np.ones(S, bool))
+    mean = final_stats["final_return_mean"]
+    final_stats["final_eval_per_layer"] = [mean] if not math.isnan(mean) else None
     done_s = [s for s in host["seed_s"] if s is not None]
     return {
         "env": record["env"],
@@ -413,7 +403,7 @@ def _summary(config: SACConfig, record: dict, host: dict, out: Path, stop_reason
         "train_s": wall_s,
         # Wall-clock over the finished seeds, compilation included (brax compiles for every seed).
         "env_steps_per_s": sum(host["last_step"]) / sum(done_s) if done_s and sum(done_s) > 0 else None,
-        "device": f"{jax.devices()[0].device_kind} x1",
+        "device": device_description(1),
         "out_dir": str(out),
     }
 

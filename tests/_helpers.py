@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,6 +16,18 @@ from purejax_ad.envs import Environment
 from purejax_ad.program import make_program
 from purejax_ad.replay import SequenceBatch
 from purejax_ad.network import ADNetwork
+
+#: CLI flags of a tiny CartPole run (seconds of training): 2 seeds, chunks of 400 env steps after a 400-step
+#: warm-up, evaluations at 0, 800 and the end.
+TINY = ["--total-timesteps", "1200", "--learning-starts", "400", "--log-interval", "400", "--eval-interval", "800",
+        "--num-seeds", "2", "--batch-size", "16", "--net-arch", "8", "8", "--num-heads", "2", "--context-size", "3",
+        "--num-eval-episodes", "2", "--eval-max-steps", "50"]
+
+
+def run_cli(*args, timeout=600) -> subprocess.CompletedProcess:
+    """``python -m purejax_ad.train ARGS`` in a subprocess (text output captured; raises on ``timeout`` seconds)."""
+    return subprocess.run([sys.executable, "-m", "purejax_ad.train", *args], capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def random_params(network: ADNetwork, seed: int, noise: float = 0.2):

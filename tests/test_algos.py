@@ -22,8 +22,7 @@ from purejax_ad.network import ADNetwork
 from purejax_ad.qnetwork import QNetwork
 from purejax_ad.q_learning import make_network
 
-from _helpers import probe_run, q_at, random_params, sequence_batch as _batch
-from test_cli import TINY, run_cli
+from _helpers import TINY, probe_run, q_at, random_params, run_cli, sequence_batch as _batch
 
 # ------------------------------------------------------------------------------------------------
 # AD-QRDQN losses (docs/algorithm.md §Quantile outputs, quirk Q4)

@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 
 import pytest
 
-TINY = ["--total-timesteps", "1200", "--learning-starts", "400", "--log-interval", "400", "--eval-interval", "800",
-        "--num-seeds", "2", "--batch-size", "16", "--net-arch", "8", "8", "--num-heads", "2", "--context-size", "3",
-        "--num-eval-episodes", "2", "--eval-max-steps", "50"]
-
-
-def run_cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "purejax_ad.train", *args], capture_output=True, text=True,
-                          timeout=timeout)
+from _helpers import TINY, run_cli
 
 
 def test_cli_writes_every_output_with_the_schema(tmp_path):

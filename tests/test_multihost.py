@@ -18,7 +18,7 @@ import subprocess
 import sys
 
 import pytest
-from test_cli import TINY
+from _helpers import TINY
 
 from purejax_ad.distributed import DistributedError, initialize_args, requested
 

@@ -8,7 +8,7 @@ import math
 import jax
 import pytest
 
-from purejax_ad.config import make_config_env
+from purejax_ad.envs import make_config_env
 from purejax_ad.plan import GIB, state_bytes
 from purejax_ad.presets import preset_config
 from purejax_ad.train import main

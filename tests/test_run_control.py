@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from test_cli import TINY, run_cli
+from _helpers import TINY, run_cli
 
 # Checkpoints every 800 env steps; 2000 steps in chunks of 400 after a 400-step warm-up.
 RUN = [*TINY, "--total-timesteps", "2000", "--checkpoint-interval", "800"]
