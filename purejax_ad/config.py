@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 import tyro
 
 from purejax_ad.algos import ALGO_SPECS, algo_spec
+from purejax_ad.hyperparams import target_update_period
 from purejax_ad.envs import UnknownEnvError, action_space_kind, canonical_env_id, check_dmc_options, env_suite
 
 #: Hyperparameters that do not change shapes: a list of values on the CLI (``--learning-rate 1e-4,3e-4``)
@@ -33,7 +34,7 @@ RUN_CONTROL_FIELDS = ("checkpoint_interval", "keep_checkpoints", "checkpoint_rep
 class Config:
     """One training run (defaults = the ``classic-fast`` preset). Units: env steps are per seed (summed over that seed's ``num_envs``)."""
 
-    # --- run -------------------------------------------------------------------------------------
+    # --- run ------------------------------------------------------------------------------------------------
     env: str = "CartPole-v1"
     """Environment id (see ``purejax_ad.envs.ENV_REGISTRY``)."""
     algo: str = "ad-dqn"
@@ -49,7 +50,7 @@ class Config:
     """Env steps per seed (rounded up to whole log chunks)."""
     num_envs: int = 4
     """Parallel envs per seed (the official code uses 1)."""
-    # --- network (spec §2-§3) --------------------------------------------------------------------
+    # --- network (docs/algorithm.md §Cells, §Network wiring) ------------------------------------------------
     net_arch: tuple[int, ...] = (64, 64)
     """Hidden width of every AD cell, bottom to top."""
     num_heads: int = 4
@@ -60,11 +61,11 @@ class Config:
     recurrent_weight: float = 1.0
     forward_weight: float = 1.0
     context_size: int = 8
-    """Replayed steps before o_t; sequences have context_size + 1 observations (spec §4)."""
+    """Replayed steps before o_t; sequences have context_size + 1 observations (docs/algorithm.md §Replayed context)."""
     context_alpha: float = 1.0
     """c_t = alpha*h_t + (1-alpha)*c_{t-1}; 1.0 in the shipped configs."""
     context_source: Literal["replay", "stored"] = "replay"
-    """'replay' (official, spec §4.2): unroll context_size+1 replayed obs from zeros every update. 'stored'
+    """'replay' (official, docs/algorithm.md §Replayed context): unroll context_size+1 replayed obs from zeros every update. 'stored'
     (cheaper, R2D2-style): the actor's context is stored in replay and an update unrolls only burn_in steps from it."""
     burn_in: int = 2
     """Steps unrolled from the stored context before o_t (context_source='stored' only)."""
@@ -73,31 +74,31 @@ class Config:
     matmul_dtype: Literal["float32", "bfloat16"] = "float32"
     """Mixed precision: 'bfloat16' runs the cells' matmuls in bf16 (parameters and the rest stay float32)."""
     cell: Literal["auto", "attention", "mlp", "arq"] = "auto"
-    """AD cell: 'auto' = 'arq' for algo arq, else 'attention' (spec §2.1); 'mlp' = MlpADCell (§2.2)."""
+    """AD cell: 'auto' = 'arq' for algo arq, else 'attention' (docs/algorithm.md §Cells); 'mlp' = MlpADCell (§Cells)."""
     average_predictions: bool = True
-    """Act on the mean Q of all layers (spec §6.1); False = the last layer alone (per-layer eval: layer i alone)."""
+    """Act on the mean Q of all layers (docs/algorithm.md §Acting); False = the last layer alone (per-layer eval: layer i alone)."""
     mlp_normalization: Literal["none", "lp", "scaled", "layer_norm"] = "none"
     """MlpADCell output normalisation (official default 'lp' caps |Q| at 1, so 'none' here)."""
     goodness: Literal["std", "rms", "msq", "mean", "variance"] = "std"
-    """ARQ readout Q = g(y_a) (spec §11.1); 'std' is ARQ's."""
+    """ARQ readout Q = g(y_a) (docs/algorithm.md §ARQ); 'std' is ARQ's."""
     action_encoding: Literal["onehot", "binary"] = "onehot"
     """ARQ action conditioning: one-hot (discrete envs) or +-1 bits (bang-bang actions)."""
     num_quantiles: int = 10
     """N quantiles per action (ad-qrdqn, qrdqn; paper train.py: 10)."""
     qr_loss: Literal["as_published", "as_published_huber", "quantile_huber"] = "as_published"
     """Quirk Q4: 'as_published' = u^2 (expectile-style, the official code); 'quantile_huber' = QR-DQN, kappa 1."""
-    # --- continuous-action actor-critic: ddpg, ndpg (spec §13.4) -----------------------------------
+    # --- continuous-action actor-critic: ddpg, ndpg (docs/algorithm.md §Neuron-local DDPG) ------------------
     actor_learning_rate: float = 1e-4
     """Actor step size (ddpg, ndpg); learning_rate is the critic's."""
     exploration_noise: float = 0.1
     """Std of the Gaussian noise added to the actions while collecting data (ddpg; ndpg's output neurons)."""
     node_noise: float = 0.1
     """ndpg: std of the per-neuron perturbation of hidden pre-activations while collecting data (node
-    perturbation: makes each neuron's critic action weight identifiable, spec §13.4)."""
+    perturbation: makes each neuron's critic action weight identifiable, docs/algorithm.md §Neuron-local DDPG)."""
     ndpg_critic: Literal["linear", "compatible"] = "linear"
-    """ndpg per-neuron critic: 'linear' = the draft's Q^n = th_v.v + th_a.a (constant dQ/da, faithful to §13.2);
-    'compatible' = the state-dependent DPG-compatible critic of §13.4."""
-    # --- DeepMind Control (MJX, spec §10.2) -------------------------------------------------------------
+    """ndpg per-neuron critic: 'linear' = the draft's Q^n = th_v.v + th_a.a (constant dQ/da, faithful to §Neuron-local DDPG);
+    'compatible' = the state-dependent DPG-compatible critic of §Neuron-local DDPG."""
+    # --- DeepMind Control (MJX, docs/algorithm.md §DeepMind Control) ----------------------------------------
     action_repeat: int = 1
     """DMC: control steps per env step (1 = the paper: no action repeat)."""
     fixed_env_reset_key: bool = False
@@ -107,7 +108,7 @@ class Config:
     """DMC: refuse bang-bang action sets larger than this (quadruped: 2^12 = 4096)."""
     torso: Literal["auto", "mlp", "minatar-conv"] = "auto"
     """dqn/qrdqn network: 'auto' = the MinAtar paper's conv net on MinAtar, else an MLP of net_arch."""
-    # --- optimisation (spec §5) -------------------------------------------------------------------
+    # --- optimisation (docs/algorithm.md §Optimisation) -----------------------------------------------------
     learning_rate: float = 1e-3
     adam_b1: float = 0.9
     adam_b2: float = 0.99
@@ -133,12 +134,12 @@ class Config:
     """Env steps between target copies (a multiple of train_frequency)."""
     tau: float = 1.0
     """Target mix at each copy; 1.0 is the hard copy of the official code."""
-    # --- exploration (spec §6.2) ------------------------------------------------------------------
+    # --- exploration (docs/algorithm.md §Exploration) -------------------------------------------------------
     epsilon_start: float = 1.0
     epsilon_end: float = 0.05
     exploration_fraction: float = 0.2
     """Epsilon decays linearly over exploration_fraction * total_timesteps env steps after learning_starts."""
-    # --- quirks of the official code (spec §8) ------------------------------------------------------
+    # --- quirks of the official code (docs/algorithm.md §Quirks) --------------------------------------------
     truncation_starts_episode: bool = True
     """Q1: a truncated episode starts a new one in replayed sequences (faithful: False)."""
     advance_context_on_random_action: bool = True
@@ -151,7 +152,7 @@ class Config:
     """Q10: None = suite default (MinAtar 0.1, as original MinAtar; classic 0)."""
     minatar_time_limit: Literal["original", "gymnax"] = "original"
     """Q11: 'original' = no time limit, Freeway terminates at 2500 (faithful); 'gymnax' truncates."""
-    # --- evaluation and logging (spec §6.3) ----------------------------------------------------------
+    # --- evaluation and logging (docs/algorithm.md §Evaluation) ---------------------------------------------
     eval_interval: int = 20_000
     """Env steps between per-layer evaluations (also at step 0 and at the end); 0 disables."""
     num_eval_episodes: int = 10
@@ -164,7 +165,7 @@ class Config:
     """Training return = mean of the last return_window finished episodes."""
     out: str | None = None
     """Output directory; default runs/<env>-<algo>-<timestamp>/."""
-    # --- run control: checkpoints, interruption, faults, devices (may change on --resume) -----------
+    # --- run control: checkpoints, interruption, faults, devices (may change on --resume) -------------------
     checkpoint_interval: int = 50_000
     """Env steps between checkpoints (at the first chunk boundary past each multiple); 0 = only when stopped early."""
     keep_checkpoints: int = 2
@@ -192,7 +193,7 @@ class Config:
     """Swept hyperparameters ((field, values), ...): every combination x every seed runs in one program.
     On the CLI give a comma list to a SWEEPABLE flag instead (--learning-rate 1e-4,2.5e-4)."""
 
-    # --- derived quantities ----------------------------------------------------------------------
+    # --- derived quantities ---------------------------------------------------------------------------------
     @property
     def sequence_length(self) -> int:
         """Observations per replayed sequence: ``context_size + 1``, or ``burn_in + 1`` with stored contexts."""
@@ -274,8 +275,8 @@ class Config:
 
     @property
     def target_update_period(self) -> int:
-        """Updates between target copies."""
-        return max(1, self.target_update_interval // self.train_frequency)
+        """Updates between target copies (:func:`purejax_ad.hyperparams.target_update_period`)."""
+        return int(target_update_period(self.target_update_interval, self.train_frequency))
 
 
 def validate(config: Config) -> list[str]:

@@ -198,8 +198,3 @@ def sequence_batch(seed: int, batch: int = 5, seq: int = 3) -> SequenceBatch:
         next_obs=jnp.asarray(rng.normal(size=(batch, 3)), jnp.float32),
     )
 
-
-#: A tiny CLI job (seconds on a CPU): 2 seeds, 1200 env steps, one evaluation.
-TINY = ["--total-timesteps", "1200", "--learning-starts", "400", "--log-interval", "400", "--eval-interval", "800",
-        "--num-seeds", "2", "--batch-size", "16", "--net-arch", "8", "8", "--num-heads", "2", "--context-size", "3",
-        "--num-eval-episodes", "2", "--eval-max-steps", "50"]
