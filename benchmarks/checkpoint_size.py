@@ -16,7 +16,7 @@ from pathlib import Path
 
 import jax
 
-from purejax_ad.config import check
+from purejax_ad.checks import check
 from purejax_ad.envs import make_config_env
 from purejax_ad.plan import state_bytes
 from purejax_ad.presets import preset_config

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from purejax_ad.config import check
+from purejax_ad.checks import check
 from purejax_ad.plan import GIB, size
 from purejax_ad.presets import preset_config
 from purejax_ad.run import plan_run

@@ -48,7 +48,7 @@ import numpy as np  # noqa: E402
 
 from purejax_ad import plan  # noqa: E402
 from purejax_ad.algos import algo_names  # noqa: E402
-from purejax_ad.config import check  # noqa: E402
+from purejax_ad.checks import check  # noqa: E402
 from purejax_ad.envs import make_config_env  # noqa: E402
 from purejax_ad.presets import preset_config  # noqa: E402
 from purejax_ad.run import seed_keys  # noqa: E402

@@ -31,7 +31,8 @@ if __name__ == "__main__":  # --distributed: before the imports below (gymnax cr
 
     initialize_from_argv(sys.argv[1:])
 
-from purejax_ad.config import RUN_CONTROL_FIELDS, SWEEPABLE, Config, ConfigError, check
+from purejax_ad.checks import check
+from purejax_ad.config import RUN_CONTROL_FIELDS, SWEEPABLE, Config, ConfigError
 from purejax_ad.control import EXIT_BAD_INPUT, EXIT_NONFINITE, EXIT_OK, EXIT_STOPPED
 from purejax_ad.presets import PRESETS, preset_config
 

@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 
 from purejax_ad import distributed
 from purejax_ad.checkpoint import Checkpointer
-from purejax_ad.config import Config, ConfigError, check
+from purejax_ad.checks import check
+from purejax_ad.config import Config, ConfigError
 from purejax_ad.control import EXIT_BAD_INPUT, EXIT_NONFINITE, EXIT_OK, EXIT_STOPPED, StopSignals, default_run_dir
 from purejax_ad.envs import make_config_env
 from purejax_ad.host_record import REPLAY_LAYOUT, HostRecord

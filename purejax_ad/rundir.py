@@ -1,6 +1,6 @@
 """Checks of a run's output directory on disk, made before anything is compiled or written.
 
-Used by :func:`purejax_ad.config.check` (``python -m purejax_ad.train``) and :func:`purejax_ad.sac.validate`.
+Used by :func:`purejax_ad.checks.check` (``python -m purejax_ad.train``) and :func:`purejax_ad.sac.validate`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ import pytest
 import purejax_ad
 from purejax_ad import algos
 from purejax_ad.algos import ALGO_SPECS, algo_names, register
-from purejax_ad.config import ConfigError, check
+from purejax_ad.checks import check
+from purejax_ad.config import ConfigError
 from purejax_ad.network import CELLS
 from purejax_ad.program import make_program
 from purejax_ad.train import main

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from purejax_ad.config import Config, ConfigError, check, choice_fields, validate
+from purejax_ad.checks import check, choice_fields, validate
+from purejax_ad.config import Config, ConfigError
 
 
 def test_every_literal_field_is_a_choice_and_only_those():

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from purejax_ad import dmc
-from purejax_ad.config import Config, validate
+from purejax_ad.checks import validate
+from purejax_ad.config import Config
 from purejax_ad.envs import action_space_kind, canonical_env_id, env_suite
 
 

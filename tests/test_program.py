@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purejax_ad.config import Config, validate
+from purejax_ad.checks import validate
+from purejax_ad.config import Config
 from purejax_ad.replay import IS_FIRST, TERMINATED
 from purejax_ad.program import make_program, mean_recent_return, record_returns
 from purejax_ad.q_learning import epsilon_schedule

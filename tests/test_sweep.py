@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from purejax_ad import q_learning
-from purejax_ad.config import Config, ConfigError, check, validate
+from purejax_ad.checks import check, validate
+from purejax_ad.config import Config, ConfigError
 from purejax_ad.run import run, run_hyperparams
 from purejax_ad.train import parse_args, split_sweeps
 
