@@ -2,46 +2,12 @@
 
     python -m purejax_ad.sac --env dmc/cartpole-balance --num-seeds 2 --total-timesteps 50000 --out runs/sac-cartpole
 
-This is not our code: the environment is Playground's DMC task (``purejax_ad.dmc.load_playground_env``, always
-``impl="jax"``), wrapped by ``mujoco_playground.wrapper.wrap_for_brax_training`` (vmap + brax ``EpisodeWrapper``
-truncating at ``--episode-length`` + Playground's auto-reset, to a cached first state unless ``--full-reset True``),
-and trained by ``brax.training.agents.sac.train.train``. This module only checks the input, calls brax and turns
-its ``progress_fn(num_steps, metrics)`` callbacks into our run-directory schema, so that
-``python -m purejax_ad.compare`` reads SAC runs next to AD runs:
-
-* ``metrics.csv`` (the :class:`purejax_ad.outputs.RunWriter` header for one layer): one row per seed per brax
-  evaluation. **``episodic_return`` is brax's ``eval/episode_reward``** — the mean undiscounted return of
-  ``--num-eval-envs`` fresh evaluation episodes (deterministic policy by default, ``--deterministic-eval``).
-  brax's SAC reports no training-episode return, so unlike an AD run this column is an evaluation return, not a
-  running mean over training episodes. ``td_loss_l1`` is brax's ``training/critic_loss`` (mean over the epoch
-  before the evaluation; empty for the evaluation at step 0); ``num_episodes``, ``epsilon`` and ``q_mean_l1``
-  are empty.
-* ``eval.csv``: the same evaluation as ``layers=1, mean_return`` rows.
-* ``brax_metrics.jsonl``: every callback verbatim (seed, env_steps and all of brax's metrics).
-* ``config.json`` (the options and what they were turned into), ``summary.json`` (the keys of
-  ``purejax_ad.run``'s summary that apply, plus ``"source": "brax.training.agents.sac"`` and the library
-  versions), ``learning_curve.png``.
-
-Rows are flushed as they arrive; ``summary.json`` is rewritten after every seed, so a killed run keeps its
-results (SIGINT / SIGTERM write a final summary with ``complete: false``; there is no resume).
-
-**Seeds.** brax's SAC trains one seed per call (it ``pmap``s over devices, not over seeds), so the seeds run
-one after the other, seed ``i`` as ``train(seed=--seed + i)``; each call compiles again (on a 2-core CPU about
-1-2 minutes for cartpole; ``--compilation-cache DIR`` lets the later seeds load the first seed's programs).
-Brax's step counts are control steps (``action_repeat`` of them per agent step), include the
-``--min-replay-size`` prefill, and are rounded up to whole training epochs, so the last ``env_steps`` can exceed
-``--total-timesteps`` a little.
-
-The defaults are Playground's tuned DMC SAC settings (``mujoco_playground.config.dm_control_suite_params.
-brax_sac_config``): lr 1e-3, discount 0.99, 128 envs, batch 512, 8 gradient updates per actor step, 8192 prefill
-transitions, observation normalisation, LayerNorm in the Q network, (256, 256) hidden layers.
-
-**Compatibility shim.** brax 0.14.2 calls ``jax.device_put_replicated``, removed in JAX 0.10 (google/brax#671);
-:func:`install_device_put_replicated_shim` puts JAX's documented drop-in replacement back on the ``jax`` module
-(only if missing) when a run starts.
-
-Exit status: 0 complete; 2 invalid input (``error:`` lines, before anything is compiled or written); 3 stopped
-early (SIGINT / SIGTERM) with the results so far written.
+The environment is Playground's DMC task (always ``impl="jax"``) wrapped for brax training, and brax's
+``sac.train`` does the training; this module checks the input, calls brax once per seed and turns its
+progress callbacks into the run-directory schema that ``python -m purejax_ad.compare`` reads
+(``docs/running.md``, "The SAC baseline": what each output column means, seeds, step counts, defaults, the
+JAX compatibility shim). Exit status: 0 complete; 2 invalid input (before anything is compiled or written);
+3 stopped early (SIGINT / SIGTERM) with the results so far written.
 """
 
 from __future__ import annotations
