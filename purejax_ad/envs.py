@@ -10,7 +10,7 @@ Continuous actions are always given in ``[-1, 1]^m`` and scaled here to the env'
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import gymnax
 import jax
@@ -19,9 +19,8 @@ from gymnax.wrappers import StickyActionWrapper
 from gymnax.wrappers.purerl import StickyActionState
 
 from purejax_ad import dmc
+from purejax_ad.config import Config
 
-if TYPE_CHECKING:  # purejax_ad.config imports this module
-    from purejax_ad.config import Config
 
 #: User-facing id -> (gymnax id, suite).
 ENV_REGISTRY: dict[str, tuple[str, str]] = {
