@@ -26,7 +26,7 @@ class AlgoSpec(NamedTuple):
       network: ``"ad"`` (a stack of AD cells, ``docs/algorithm.md`` §Cells), ``"q-network"`` (a standard
         backprop Q-network), ``"ddpg-mlp"`` or ``"neuron-local"`` (actor-critic agents).
       agent: where the agent factory lives, ``"module:function"`` (imported on first use), or the factory
-        itself: ``factory(config, env, spec) -> purejax_ad.program.Agent``.
+        itself: ``factory(config, env, spec) -> purejax_ad.state.Agent``.
       quantiles: the network outputs ``num_quantiles`` quantiles per action (QR losses apply).
       local_learning: every layer learns from its own loss only (``False``: end-to-end backprop).
       default_cell: the AD cell ``--cell auto`` means (``None``: the network has no AD cells).
@@ -103,7 +103,7 @@ def make_agent(config, env):
     """The agent of ``config.algo`` on ``env``: the one dispatch from a table row to code.
 
     Returns:
-      the :class:`purejax_ad.program.Agent` built by the row's factory.
+      the :class:`purejax_ad.state.Agent` built by the row's factory.
     """
     spec = algo_spec(config.algo)
     factory = spec.agent
