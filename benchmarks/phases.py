@@ -17,7 +17,6 @@ import jax
 import jax.numpy as jnp
 
 from purejax_ad.context import replayed_contexts
-from purejax_ad.evaluation import epsilon_greedy
 from purejax_ad.replay import prepare_sequences
 
 
@@ -45,9 +44,9 @@ def phase_times(program, env, state, repeats: int = 5) -> dict[str, float]:
     replay = program.replay
     E = c.num_envs
 
-    def act(s):
-        q, ctx, _ = net.step(s.learner.params, s.actor.obs, s.actor.context)
-        return epsilon_greedy(s.key, net.acting_q_values(q), 0.1)[0], ctx
+    def act(s):  # the agent's own behaviour policy
+        acting = program.agent.act(s.learner.params, s.actor, s.key, s.env_steps, s.hyper, False)
+        return acting.action, acting.context
 
     def env_step(s):
         actions = jnp.zeros((E,), jnp.int32)

@@ -1,6 +1,6 @@
 """A test-only algorithm: linear Q-learning, added the way ``docs/architecture.md`` says (one module, one row).
 
-``Q(s, a) = s . W[:, a] + b[a]``, one-step double-free Q-learning targets from a target copy, single replayed
+``Q(s, a) = s . W[:, a] + b[a]``, plain one-step Q-learning targets (no double Q) from a target copy, single replayed
 transitions, epsilon-greedy acting. It reuses the package's pieces (epsilon schedule, optimiser, target rule)
 and implements :class:`purejax_ad.state.Agent`; :data:`TOY_SPEC` is its table row.
 """
