@@ -12,6 +12,8 @@ over seeds, the state donated):
 * ``evaluate(state, key) -> [P]`` evaluation returns (:func:`purejax_ad.evaluation.evaluate`);
 * ``env_step(state) -> state`` and ``learn(state) -> (state, metrics)``: the two phases of a chunk;
 * ``train(key, hyper=None) -> (state, ChunkMetrics [num_chunks])``: the whole run in one function.
+
+:func:`make_train` is the one-call Python API for notebooks: ``make_train(config)`` returns that ``train``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import jax.numpy as jnp
 
 from purejax_ad.algos import make_agent
 from purejax_ad.config import Config
-from purejax_ad.envs import Environment
+from purejax_ad.envs import Environment, make_config_env
 from purejax_ad.evaluation import evaluate
 from purejax_ad.hyperparams import Hyperparams
 from purejax_ad.replay import Replay, StoredStep, make_replay, obs_codec, pack_flags
@@ -159,3 +161,27 @@ def make_program(config: Config, env: Environment) -> Program:
 
     return Program(c, agent, replay, init, warmup, train_chunk, evaluate_state, train,
                    lambda state: step(state, False), learn)
+
+
+def make_train(config: Config, env: Environment | None = None) -> Callable:
+    """``train(key, hyper=None) -> (TrainState, ChunkMetrics)``: one seed's whole run as a pure function.
+
+    The Python API for notebooks and scripts (README "Python API"): ``jax.jit(jax.vmap(make_train(config)))(keys)``
+    trains ``len(keys)`` seeds in one program, without the host loop's outputs, checkpoints or evaluation.
+    Called with the CLI's keys and hyperparameter arrays, ``(seed_keys(config), run_hyperparams(config,
+    num_seeds))`` (:mod:`purejax_ad.seeds`), it computes exactly the runs the CLI computes for ``config``; with
+    ``hyper=None`` the same runs up to float32 rounding (XLA compiles unbatched defaults differently), which RL
+    amplifies over training.
+
+    Args:
+      config: the run's :class:`~purejax_ad.config.Config` (no sweep: ``hyper`` defaults to its values).
+      env: the environment; ``None`` builds it from ``config`` (:func:`purejax_ad.envs.make_config_env`).
+
+    Returns:
+      ``train``; its ``ChunkMetrics`` fields are ``[num_chunks, ...]`` per seed (``[num_seeds, num_chunks, ...]``
+      under ``vmap``), one entry per ``log_interval`` env steps.
+
+    Raises:
+      UnknownEnvError, ValueError: as :func:`purejax_ad.envs.make_config_env`.
+    """
+    return make_program(config, make_config_env(config) if env is None else env).train

@@ -224,3 +224,22 @@ def test_actor_bookkeeping_and_stored_transitions(advance):
     else:
         assert all(np.all(c == 0.0) for c in actor.context)
 
+
+
+def test_make_train_computes_the_runs_of_the_cli(tmp_path):
+    """The Python API (``make_train`` vmapped over ``seed_keys``) gives the training returns that ``run`` writes."""
+    import csv
+
+    from purejax_ad.program import make_train
+    from purejax_ad.run import run
+    from purejax_ad.seeds import run_hyperparams, seed_keys
+
+    config = Config(total_timesteps=1200, learning_starts=400, log_interval=400, eval_interval=800, num_seeds=2,
+                    batch_size=16, net_arch=(8, 8), num_heads=2, context_size=3, num_eval_episodes=2,
+                    eval_max_steps=50, out=str(tmp_path / "run"))
+    run(config, progress=False)
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
+    written = np.array([[float(r["episodic_return"]) for r in rows if int(r["seed"]) == s] for s in range(2)])
+    _, metrics = jax.jit(jax.vmap(make_train(config)))(seed_keys(config), run_hyperparams(config, 2))
+    assert metrics.episodic_return.shape == written.shape == (2, config.num_chunks)
+    np.testing.assert_allclose(np.asarray(metrics.episodic_return), written, rtol=1e-6)
