@@ -36,7 +36,8 @@ class Damaged(NamedTuple):
 
 def _reason(error: Exception) -> str:
     """``"<ErrorType>: <first line of the message>"``, at most 200 characters."""
-    lines = str(error).strip().splitlines()
+    message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    lines = message.split(" See full TensorStore details")[0].strip().splitlines()
     text = f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
     return text if len(text) <= 200 else text[:197] + "..."
 
