@@ -5,7 +5,9 @@ params, optimiser states, replay buffer, env states, actor contexts, PRNG keys, 
 small JSON record of the host loop (rows written so far, evaluation counter, timings). They live in
 ``RUN_DIR/checkpoints/<env_steps>/``; orbax writes each one into a temporary directory and renames it
 when complete, so a crash during a save leaves the previous checkpoint usable, and only the newest
-``keep`` are kept.
+``keep`` are kept. A checkpoint damaged later (files truncated or deleted) is skipped by
+:meth:`Checkpointer.restore_newest_intact`, which falls back to the newest one that restores and moves
+the damaged ones aside to ``checkpoints/damaged-<env_steps>/``.
 
 ``checkpoint_replay=False`` saves the state without the replay buffer (far smaller); a resume from such
 a checkpoint refills the buffer and is therefore not identical to an uninterrupted run.
@@ -14,13 +16,30 @@ a checkpoint refills the buffer and is therefore not identical to an uninterrupt
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import orbax.checkpoint as ocp
 
 #: Sub-directory of a run directory that holds its checkpoints.
 CHECKPOINT_DIR = "checkpoints"
+#: Prefix of a damaged checkpoint's directory once moved aside (orbax ignores names that are not numbers).
+DAMAGED_PREFIX = "damaged-"
+
+
+class Damaged(NamedTuple):
+    """A checkpoint that could not be read: its label and the first line of the error."""
+
+    step: int
+    reason: str
+
+
+def _reason(error: Exception) -> str:
+    """``"<ErrorType>: <first line of the message>"``, at most 200 characters."""
+    message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    lines = message.split(" See full TensorStore details")[0].strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _is_key(x) -> bool:
@@ -128,6 +147,89 @@ class Checkpointer:
         restored = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(_drop_empty(_abstract_key_data(target)))))
         return _data_to_keys(_restore_empty(restored.state, _abstract_key_data(target)), target), host, has_replay
+
+    def steps(self) -> list[int]:
+        """Labels of every checkpoint on disk, newest first (damaged ones included)."""
+        return sorted(self.manager.all_steps(), reverse=True)
+
+    def read_newest_intact_host(self) -> tuple[int | None, dict | None, list[Damaged]]:
+        """The host record of the newest checkpoint whose record reads.
+
+        Returns:
+          ``(step, host, damaged)``: ``step`` and ``host`` are ``None`` when no record reads (or there is no
+          checkpoint); ``damaged`` lists the newer checkpoints whose record did not read.
+        """
+        damaged = []
+        for step in self.steps():
+            try:
+                return step, self.read_host(step), damaged
+            except Exception as error:  # noqa: BLE001 -- orbax / tensorstore / json raise many types
+                damaged.append(Damaged(step, _reason(error)))
+        return None, None, damaged
+
+    def restore_newest_intact(self, abstract_state: Any) -> tuple[int, Any, dict, bool, list[Damaged]]:
+        """Restore the newest checkpoint that restores completely, moving newer damaged ones aside.
+
+        A checkpoint whose files were truncated or partly deleted fails to restore; it is renamed to
+        ``checkpoints/damaged-<step>`` (so that a new checkpoint of the same label can be written) and the
+        next older one is tried.
+
+        Args:
+          abstract_state: as :meth:`restore`.
+
+        Returns:
+          ``(step, state, host, has_replay, damaged)``; ``damaged``: the checkpoints skipped, newest first.
+
+        Raises:
+          FileNotFoundError: no checkpoint restores (the message lists each one and why); none is moved.
+        """
+        damaged = []
+        for step in self.steps():
+            try:
+                state, host, has_replay = self.restore(abstract_state, step)
+            except Exception as error:  # noqa: BLE001 -- orbax / tensorstore / json raise many types
+                damaged.append(Damaged(step, _reason(error)))
+                continue
+            for bad in damaged:
+                self.set_aside(bad.step)
+            return step, state, host, has_replay, damaged
+        tried = "; ".join(f"{d.step}: {d.reason}" for d in damaged) or "there is none"
+        raise FileNotFoundError(f"no intact checkpoint in {self.directory} ({tried})")
+
+    def set_aside(self, env_steps: int) -> Path:
+        """Rename checkpoint ``env_steps`` to ``checkpoints/damaged-<env_steps>`` (process 0; every process
+        then waits for it) and forget it; returns the new path."""
+        target = self.directory / f"{DAMAGED_PREFIX}{env_steps}"
+        if jax.process_index() == 0:
+            (self.directory / str(env_steps)).rename(target)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"purejax_ad: checkpoint {env_steps} set aside")
+        self.manager.reload()
+        return target
+
+    def restore_params(self, abstract_state: Any, env_steps: int) -> tuple:
+        """Only the online parameters of a checkpoint, ``state.learner.params``; nothing else is read
+        (orbax placeholders for every other leaf: the replay buffer stays on disk).
+
+        Args:
+          abstract_state: as :meth:`restore` (only its ``learner.params`` shapes and shardings are used).
+          env_steps: the checkpoint's label.
+
+        Raises:
+          FileNotFoundError, ValueError (and orbax / tensorstore errors): no such checkpoint, or damaged.
+        """
+        target = _drop_empty(_abstract_key_data(abstract_state))
+        params = target.learner.params
+        skip = jax.tree.map(lambda _: ocp.PLACEHOLDER, target)
+        item = skip._replace(learner=skip.learner._replace(params=params))
+        args = jax.tree.map(lambda _: ocp.PLACEHOLDER, skip)
+        args = args._replace(learner=args.learner._replace(params=jax.tree.map(
+            lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding), params)))
+        restored = self.manager.restore(env_steps, args=ocp.args.Composite(
+            state=ocp.args.PyTreeRestore(item=item, restore_args=args)))
+        return _restore_empty(restored.state.learner.params, abstract_state.learner.params)
 
     def close(self) -> None:
         """Release the manager's resources."""

@@ -32,7 +32,7 @@ if __name__ == "__main__":  # --distributed: before the imports below (gymnax cr
     initialize_from_argv(sys.argv[1:])
 
 from purejax_ad.checks import check
-from purejax_ad.config import RUN_CONTROL_FIELDS, SWEEPABLE, Config, ConfigError
+from purejax_ad.config import RUN_CONTROL_FIELDS, SWEEPABLE, Config, ConfigError, config_from_record
 from purejax_ad.control import EXIT_BAD_INPUT, EXIT_NONFINITE, EXIT_OK, EXIT_STOPPED
 from purejax_ad.presets import PRESETS, preset_config
 
@@ -94,10 +94,8 @@ def load_run_config(run_dir: str | Path) -> Config:
         record = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise ConfigError(f"--resume {run_dir}: not a run directory ({path} unreadable: {e})") from None
-    fields = {f.name for f in dataclasses.fields(Config)} - set(ONE_SHOT_FIELDS) - {"out"}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in record.items() if k in fields}
-    values["sweep"] = tuple((name, tuple(vals)) for name, vals in record.get("sweep", ()))
-    return dataclasses.replace(Config(), **values, out=str(run_dir))
+    kept = {k: v for k, v in record.items() if k not in ONE_SHOT_FIELDS}
+    return config_from_record(kept, out=str(run_dir))
 
 
 def parse_args(argv: list[str]) -> tuple[Config, bool, bool]:

@@ -8,6 +8,7 @@ steps per seed** unless a name says otherwise.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -277,3 +278,13 @@ class Config:
 
 class ConfigError(ValueError):
     """Raised by :func:`purejax_ad.checks.check`; the message lists every problem of a config on one line, ``; ``-separated."""
+
+
+def config_from_record(record: dict, **overrides) -> Config:
+    """The :class:`Config` of a ``config.json`` record (:func:`purejax_ad.outputs.config_record`): every field
+    it holds (JSON lists back to tuples, ``sweep`` back to pairs), the defaults for fields it lacks (a record
+    written before they existed), ``derived`` / ``quirks`` and unknown keys ignored; then ``overrides``."""
+    fields = {f.name for f in dataclasses.fields(Config)} - {"sweep"}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in record.items() if k in fields}
+    values["sweep"] = tuple((name, tuple(vals)) for name, vals in record.get("sweep", ()))
+    return dataclasses.replace(Config(), **{**values, **overrides})

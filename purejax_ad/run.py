@@ -37,9 +37,10 @@ from purejax_ad.outputs import RunWriter, config_record, mean_and_se, plot_learn
 from purejax_ad.plan import (Plan, compiled_flops, device_memory, format_plan, matmul_rate, memory_breakdown,
                              program_memory, refusal, state_bytes, summary_line)
 from purejax_ad.program import make_program
-from purejax_ad.seeds import num_waves, run_hyperparams, run_keys, seed_keys, wave_runs
+from purejax_ad.seeds import eval_keys, num_waves, run_hyperparams, run_keys, seed_keys, wave_runs
 from purejax_ad.sharding import SEED_AXIS, padded_num_seeds, per_device_vmap, seed_sharding, to_host
 from purejax_ad.summary import resume_command, run_name, run_summary
+from purejax_ad.trained import write_params
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_NONFINITE", "EXIT_OK", "EXIT_STOPPED", "REPLAY_LAYOUT", "SEED_AXIS", "StopSignals",
            "default_out_dir", "eval_due", "num_waves", "padded_num_seeds", "per_device_vmap", "plan_run",
@@ -110,9 +111,12 @@ def _saved_host_record(config: Config, out: Path) -> HostRecord | None:
         layout is not :data:`REPLAY_LAYOUT`.
     """
     reader = Checkpointer(out, config.keep_checkpoints, config.checkpoint_replay)
-    record = reader.read_host()
+    _, record, damaged = reader.read_newest_intact_host()
     reader.close()
     if record is None:
+        if damaged:
+            raise ConfigError(f"--resume {out}: no intact checkpoint ("
+                              + "; ".join(f"{d.step}: {d.reason}" for d in damaged) + ")")
         return None
     host = HostRecord.from_json(record, f"--resume {out}")
     if host.replay_layout != REPLAY_LAYOUT:
@@ -200,12 +204,24 @@ def _announce(config: Config, plan: Plan, W: int, num_devices: int) -> None:
 
 def _init_or_restore(config: Config, out: Path, ckpt: Checkpointer, state_shape, sharding, wave_size: int,
                      resume: bool):
-    """``(state, host record, has_replay)`` to start from: the newest checkpoint's (the record marked as
-    resumed here) with ``resume``, else no state yet (each wave initialises its own) and a new record."""
+    """``(state, host record, has_replay)`` to start from: the newest intact checkpoint's (the record marked
+    as resumed here; damaged newer ones are moved aside, with a note) with ``resume``, else no state yet (each
+    wave initialises its own) and a new record.
+
+    Raises:
+      purejax_ad.config.ConfigError: no checkpoint restores (each one's error in the message).
+    """
     if not resume:
         return None, HostRecord(checkpoint_replay=config.checkpoint_replay, wave_size=wave_size), True
     abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), state_shape)
-    state, record, has_replay = ckpt.restore(abstract)
+    try:
+        step, state, record, has_replay, damaged = ckpt.restore_newest_intact(abstract)
+    except FileNotFoundError as e:
+        raise ConfigError(f"--resume {out}: {e}") from None
+    if damaged and jax.process_index() == 0:
+        print("".join(f"note: checkpoint {d.step} is damaged ({d.reason}); moved aside to {ckpt.directory}/damaged-"
+                      f"{d.step}\n" for d in damaged) + f"note: resuming from checkpoint {step}, the newest intact one",
+              file=sys.stderr)
     host = HostRecord.from_json(record, f"--resume {out}")
     if host.wave_size is None:  # checkpoints written before seed waves: one wave
         host.wave_size = wave_size
@@ -226,6 +242,9 @@ def _loop(config: Config, compiled: dict, state, has_replay: bool, host: HostRec
     n_waves = num_waves(config, W)
     total = config.effective_total_timesteps
     stop_reason, faults = None, []
+    if state is not None and host.env_steps >= total:  # resumed from a wave's final checkpoint: that wave is done
+        host.wave += 1
+        host.env_steps, host.n_evals, state = 0, 0, None
     bar = tqdm(total=total * n_waves, initial=host.wave * total + host.env_steps, unit="step",
                disable=not (progress and jax.process_index() == 0), desc=f"{config.algo} {config.env}",
                dynamic_ncols=True)
@@ -260,12 +279,10 @@ def _train_wave(config, programs, state, keys, hyper, runs, host, writer, ckpt, 
     valid = runs[runs < R]
     total = config.effective_total_timesteps
     stride = config.effective_total_timesteps + 1  # checkpoint label: wave * stride + env steps (monotonic)
-    eval_base = jax.vmap(lambda k: jax.random.fold_in(k, 0x5EED))(keys)
 
     def do_eval(state, steps):
         t = time.perf_counter()
-        ek = jax.vmap(lambda k: jax.random.fold_in(k, host.n_evals))(eval_base)
-        returns = to_host(evaluate(state, ek))
+        returns = to_host(evaluate(state, eval_keys(keys, host.n_evals)))
         host.n_evals += 1
         host.eval_s += time.perf_counter() - t
         host.eval_rows.extend(writer.write_eval(steps, returns, valid))
@@ -322,6 +339,11 @@ def _train_wave(config, programs, state, keys, hyper, runs, host, writer, ckpt, 
             state = poison_layer(state, int(np.flatnonzero(runs == config.inject_nan[0])[0]), sharding)
     if stop_reason is None and config.eval_interval > 0:
         do_eval(state, host.env_steps)
+    if stop_reason is None:  # the wave's final state: its runs' parameters, and a checkpoint of the whole state
+        write_params(writer.out_dir, config, to_host(state.learner.params), runs, host.env_steps,
+                     host.n_evals - 1 if config.eval_interval > 0 else None, host.wave, host.wave_size,
+                     enabled=writer.enabled)
+        ckpt.save(host.wave * stride + host.env_steps, state, host.to_json())
     return state, stop_reason, faults
 
 

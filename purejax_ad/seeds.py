@@ -51,3 +51,13 @@ def wave_runs(config: Config, wave: int, wave_size: int) -> np.ndarray:
 def num_waves(config: Config, wave_size: int) -> int:
     """Waves needed for the ``num_configs * num_seeds`` runs."""
     return math.ceil(config.num_configs * config.num_seeds / wave_size)
+
+
+#: Folded into a run's key to start its stream of evaluation keys (evaluation ``i`` folds in ``i`` after it).
+EVAL_KEY_SALT = 0x5EED
+
+
+def eval_keys(keys: jax.Array, index: int) -> jax.Array:
+    """Keys of evaluation number ``index`` (0-based, counted inside a seed wave) of the runs whose training keys
+    are ``keys [runs]``: ``fold_in(fold_in(key, EVAL_KEY_SALT), index)``, independent of the training stream."""
+    return jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, EVAL_KEY_SALT), index))(keys)

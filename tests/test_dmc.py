@@ -135,3 +135,20 @@ def test_cli_smoke_run_on_cartpole_balance(tmp_path, algo):
     evals = list(csv.DictReader((out / "eval.csv").open()))
     # 20-step evaluation episodes, reward per step in [0, 1]
     assert evals and all(0.0 <= float(r["mean_return"]) <= 20.0 for r in evals)
+    if algo != "ad-dqn":
+        return
+    # The final parameters evaluate to the run's final evaluation; --render draws the episode with MuJoCo
+    # (headless: purejax_ad.evaluate sets MUJOCO_GL=egl when there is no display).
+    gif = tmp_path / "cartpole-balance.gif"
+    proc = subprocess.run([sys.executable, "-m", "purejax_ad.evaluate", str(out), "--render", str(gif)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert list(csv.DictReader((out / "evaluate-final.csv").open())) == [r for r in evals if r["env_steps"] == "1200"]
+    render = json.loads((out / "evaluate-final.json").read_text())["render"]
+    assert render["frames"] == 20  # DMC episodes end only at the time limit, here --eval-max-steps
+    from PIL import Image
+
+    with Image.open(gif) as image:
+        assert 2 <= image.n_frames <= 20 and image.size == (320, 240)  # Pillow merges identical consecutive frames
+        frame = np.asarray(image.convert("RGB"))
+    assert frame.std() > 0  # not a blank image

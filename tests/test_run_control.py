@@ -7,12 +7,15 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
+import pytest
 
 from _helpers import TINY, run_cli
 
@@ -42,8 +45,8 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     done = json.loads((split / "summary.json").read_text())
     assert done["complete"] is True and done["resumed_at"] == [1200]
     assert done["final_return_per_seed"] == json.loads((whole / "summary.json").read_text())["final_return_per_seed"]
-    # Checkpoints at 800, 1200 (the stop) and 1600; only the newest `keep_checkpoints` (2) are kept.
-    assert sorted(int(p.name) for p in (split / "checkpoints").iterdir() if p.name.isdigit()) == [1200, 1600]
+    # Checkpoints at 800, 1200 (the stop), 1600 and the end (2000); only the newest `keep_checkpoints` (2) are kept.
+    assert sorted(int(p.name) for p in (split / "checkpoints").iterdir() if p.name.isdigit()) == [1600, 2000]
     again = run_cli("--resume", str(split))
     assert again.returncode == 2 and "already complete" in again.stderr
 
@@ -200,6 +203,13 @@ def test_seed_waves_give_the_single_wave_outputs_and_resume_mid_wave(tmp_path):
     assert done["final_eval_per_layer"] == whole["final_eval_per_layer"]
     assert done["waves"] == {"runs_per_wave": 2, "num_waves": 2, "completed": 2}
     assert done["resumed_at"] == [800, 800]  # env steps inside the wave it was resumed in
+    from purejax_ad.trained import read_params_file
+
+    for seed in range(4):  # every seed's final parameters are written at the end of its wave, as in one wave
+        got, want = (read_params_file(d / "params" / f"seed_{seed}.msgpack") for d in (waves, single))
+        assert (got["wave"], got["wave_size"], want["wave"], want["wave_size"]) == (seed // 2, 2, 0, 4)
+        for g, w in zip(*(jax.tree.leaves(e["params"]) for e in (got, want))):
+            np.testing.assert_array_equal(g, w)
 
 
 def test_auto_waves_fit_a_memory_budget(tmp_path):
@@ -212,3 +222,83 @@ def test_auto_waves_fit_a_memory_budget(tmp_path):
     assert "verdict: fits" in proc.stdout
     proc = run_cli(*WAVES, "--seeds-per-wave", "auto", "--memory-budget-gb", "0.00001", "--out", str(tmp_path / "x"))
     assert proc.returncode == 2 and "does not fit" in proc.stderr and not (tmp_path / "x").exists()
+
+
+# --- The final checkpoint and parameters; damaged checkpoints ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The run dir of RUN without interruption (checkpoints every 800 env steps, 2000 steps)."""
+    out = tmp_path_factory.mktemp("uninterrupted") / "run"
+    proc = run_cli(*RUN, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_a_finished_run_holds_its_final_checkpoint_and_parameters(uninterrupted, tmp_path):
+    import jax
+
+    from purejax_ad.checkpoint import Checkpointer
+    from purejax_ad.cli import load_run_config
+    from purejax_ad.envs import make_config_env
+    from purejax_ad.program import make_program
+    from purejax_ad.seeds import run_hyperparams, run_keys
+    from purejax_ad.trained import read_params_file
+
+    out = uninterrupted
+    assert sorted(int(p.name) for p in (out / "checkpoints").iterdir()) == [1600, 2000]  # 2000: the end
+    assert json.loads((out / "summary.json").read_text())["last_checkpoint"] == 2000
+    reader = Checkpointer(out)
+    host = reader.read_host(2000)
+    assert host["env_steps"] == 2000
+    assert [{k: str(v) for k, v in row.items()} for row in host["eval_rows"]] == read_csv(out / "eval.csv")
+    config = load_run_config(out)
+    program = make_program(config, make_config_env(config))
+    abstract = jax.eval_shape(jax.vmap(program.init), run_keys(config, 2), run_hyperparams(config, 2))
+    final = reader.restore_params(abstract, 2000)
+    reader.close()
+    evals = sorted({int(r["env_steps"]) for r in read_csv(out / "eval.csv")})  # 0, 800, 1600, 2000
+    for seed in (0, 1):
+        entry = read_params_file(out / "params" / f"seed_{seed}.msgpack")
+        assert (entry["seed"], entry["env_steps"], entry["eval_index"]) == (seed, 2000, len(evals) - 1)
+        assert entry["config"]["net_arch"] == [8, 8] and "buffer_state" not in entry
+        stored = jax.tree.leaves(entry["params"])
+        assert len(stored) == len(jax.tree.leaves(final)) > 0
+        for got, want in zip(stored, jax.tree.leaves(jax.tree.map(lambda x: np.asarray(x)[seed], final))):
+            np.testing.assert_array_equal(got, want)
+    # A crash after the final checkpoint, before summary.json: --resume finishes without training again.
+    crashed = tmp_path / "crashed"
+    shutil.copytree(out, crashed)
+    (crashed / "summary.json").unlink()
+    proc = run_cli("--resume", str(crashed))
+    assert proc.returncode == 0, proc.stderr
+    for name in ("metrics.csv", "eval.csv"):
+        assert (crashed / name).read_text() == (out / name).read_text(), name
+    assert json.loads((crashed / "summary.json").read_text())["complete"] is True
+
+
+def test_resume_falls_back_from_a_truncated_newest_checkpoint(uninterrupted, tmp_path):
+    out = tmp_path / "split"
+    assert run_cli(*RUN, "--out", str(out), "--stop-after-steps", "1200").returncode == 3  # checkpoints 800, 1200
+    data = max((p for p in (out / "checkpoints" / "1200" / "state").rglob("*") if p.is_file()),
+               key=lambda p: p.stat().st_size)
+    os.truncate(data, data.stat().st_size // 2)
+    proc = run_cli("--resume", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "checkpoint 1200 is damaged" in proc.stderr and "resuming from checkpoint 800" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (out / "checkpoints" / "damaged-1200").is_dir()
+    # From the older checkpoint the run is still the uninterrupted one, to the bit.
+    for name in ("metrics.csv", "eval.csv"):
+        assert (out / name).read_text() == (uninterrupted / name).read_text(), name
+
+
+def test_resume_without_an_intact_checkpoint_is_one_error_line(tmp_path):
+    out = tmp_path / "broken"
+    assert run_cli(*RUN, "--out", str(out), "--stop-after-steps", "800").returncode == 3  # checkpoint 800 only
+    shutil.rmtree(out / "checkpoints" / "800" / "host")  # partly deleted
+    proc = run_cli("--resume", str(out))
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: --resume {out}: no intact checkpoint (800: "), lines
