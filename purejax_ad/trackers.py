@@ -39,6 +39,7 @@ WANDB_ID_FILE = "purejax_ad_run_id"
 SUMMARY_KEYS = ("complete", "stop_reason", "total_timesteps", "final_return_mean", "final_return_se",
                 "env_steps_per_s", "train_s", "compile_s")
 _ROW_KEYS = ("config", "seed", "env_steps")
+_WRITER_IDS = itertools.count()
 
 
 def tracker_problems(config: Config) -> list[str]:
@@ -181,7 +182,10 @@ class Trackers:
             # A resumed run recomputes the steps after its checkpoint: TensorBoard hides what an earlier
             # process logged from the first step logged here on (this run's first step after the checkpoint).
             purge = steps if self.resume and not self.new["tensorboard"] else None
-            self._tb[label] = SummaryWriter(str(self.out / "tensorboard" / label), purge_step=purge, flush_secs=30)
+            # tensorboardX names event files by the second and opens them with "wb": the pid and a counter
+            # keep two writers of a run (a run and its resume) from writing over each other's file.
+            self._tb[label] = SummaryWriter(str(self.out / "tensorboard" / label), purge_step=purge, flush_secs=30,
+                                            filename_suffix=f".{os.getpid()}.{next(_WRITER_IDS)}")
         return self._tb[label]
 
     def close(self, summary: dict | None = None) -> None:
