@@ -217,7 +217,7 @@ def dry_run(grid: Grid, runs: list[GridRun], configs: list[Config], full_plan: b
         if status == "resumable":
             print(f"  resume:  python -m purejax_ad.train --resume {run.out}")
         if full_plan:
-            print("  " + format_plan(plan_run(c), c).replace("\n", "\n  "))
+            print("\n".join(f"  {line}".rstrip() for line in format_plan(plan_run(c), c).splitlines()))
         else:
             print(f"  {cheap_plan(c)}")
     counts = {s: sum(r.status() == s for r in runs) for s in ("new", "resumable", "complete", "nonfinite", "stale")}
