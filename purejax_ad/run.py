@@ -92,9 +92,11 @@ def run(config: Config, progress: bool = True, resume: bool = False, dry_run: bo
         return None
     if jax.process_index() == 0:
         _announce(config, plan, W, sharding.mesh.size)
+    trackers = open_trackers(config, out, resume) if jax.process_index() == 0 else None  # before any file
     ckpt = Checkpointer(out, config.keep_checkpoints, config.checkpoint_replay)
     state, host, has_replay = _init_or_restore(config, out, ckpt, state_shape, sharding, W, resume)
-    trackers = open_trackers(config, out, resume, host.metric_rows, host.eval_rows) if jax.process_index() == 0 else None
+    if trackers is not None:
+        trackers.backfill(host.metric_rows, host.eval_rows)
     writer = RunWriter(out, program.network.num_layers, config.num_seeds, host.metric_rows, host.eval_rows,
                        enabled=jax.process_index() == 0, num_configs=config.num_configs, trackers=trackers)
     if not resume:

@@ -204,12 +204,10 @@ class Trackers:
             self._wandb = None
 
 
-def open_trackers(config: Config, out: str | os.PathLike, resume: bool, metric_rows: list[dict] = (),
-                  eval_rows: list[dict] = ()) -> Trackers | None:
-    """The started trackers of ``config`` for run directory ``out`` (``None`` when none is on).
-
-    With ``resume``, the rows computed before (``metric_rows``, ``eval_rows``: the checkpoint's) are logged
-    to a tracker turned on only now.
+def open_trackers(config: Config, out: str | os.PathLike, resume: bool) -> Trackers | None:
+    """The started trackers of ``config`` for run directory ``out`` (``None`` when none is on). Started before
+    the run writes any file, so that a tracker that cannot start leaves a new run directory as it was; a
+    resumed run then passes the checkpoint's rows to :meth:`Trackers.backfill`.
 
     Raises:
       purejax_ad.config.ConfigError: see :meth:`Trackers.start`.
@@ -218,5 +216,4 @@ def open_trackers(config: Config, out: str | os.PathLike, resume: bool, metric_r
         return None
     trackers = Trackers(config, Path(out), resume)
     trackers.start()
-    trackers.backfill(list(metric_rows), list(eval_rows))
     return trackers

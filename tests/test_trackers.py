@@ -160,3 +160,12 @@ def test_tensorboard_and_wandb_scalars_equal_the_csv_rows_across_a_resume(tmp_pa
     assert set(logged) == {(f"{label}/{tag}", step) for label, tag, step in expected}
     assert all(same(logged[(f"{label}/{tag}", step)], v) for (label, tag, step), v in expected.items())
     assert json.loads((out / "config.json").read_text())["wandb"] == "offline"
+
+
+def test_wandb_online_without_a_login_is_one_error_line_and_leaves_no_run_directory(tmp_path, offline_env):
+    env = dict(offline_env, WANDB_MODE="online", NETRC=str(tmp_path / "no-netrc"), HOME=str(tmp_path))
+    out = tmp_path / "run"
+    result = train(env, *TINY, "--num-seeds", "1", "--wandb", "online", "--out", str(out))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --wandb online: wandb could not start a run: ")
+    assert not out.exists()
