@@ -17,6 +17,7 @@ from purejax_ad.algos import ALGO_SPECS, algo_spec
 from purejax_ad.config import SWEEPABLE, Config, ConfigError
 from purejax_ad.envs import UnknownEnvError, action_space_kind, canonical_env_id, check_dmc_options, env_suite
 from purejax_ad.rundir import output_dir_problems
+from purejax_ad.trackers import tracker_problems
 
 def validate(config: Config) -> list[str]:
     """Every problem with ``config``, in plain words (empty list: fine). Runs before any compilation."""
@@ -89,6 +90,7 @@ def validate(config: Config) -> list[str]:
         problems.append(f"inject_nan seed {c.inject_nan[0]} is not among the {c.num_seeds} seeds")
     problems += _algo_problems(c)
     problems += _sweep_problems(c)
+    problems += tracker_problems(c)
     if not problems and env_suite(c.env) == "dmc":
         if c.sticky_action_prob:
             problems.append("sticky_action_prob applies to MinAtar; DMC tasks have no sticky actions")

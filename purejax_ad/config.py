@@ -24,7 +24,8 @@ SWEEPABLE = ("learning_rate", "gamma", "max_grad_norm", "tau", "target_update_in
              "epsilon_end", "exploration_fraction", "adam_b1", "adam_b2", "adam_eps")
 #: Fields that only control how a run is executed, not what it computes; ``--resume`` may change them.
 RUN_CONTROL_FIELDS = ("checkpoint_interval", "keep_checkpoints", "checkpoint_replay", "stop_after_steps",
-                      "on_nonfinite", "inject_nan", "num_devices", "distributed", "memory_budget_gb")
+                      "on_nonfinite", "inject_nan", "num_devices", "distributed", "memory_budget_gb",
+                      "tensorboard", "wandb")
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,12 @@ class Config:
     do not depend on it."""
     memory_budget_gb: float | None = None
     """Plan against this many GiB per device instead of what the device reports (shared machines)."""
+    tensorboard: bool = False
+    """Also write the metrics.csv / eval.csv values as TensorBoard scalars under <out>/tensorboard/, one TensorBoard
+    run per seed plus their mean (tensorboardX; docs/running.md "TensorBoard and Weights & Biases")."""
+    wandb: Literal["off", "offline", "online"] = "off"
+    """Also log those values to Weights & Biases: 'offline' keeps the W&B run under <out>/wandb/ (upload later with
+    `wandb sync`), 'online' streams it (needs `wandb login`); docs/running.md "TensorBoard and Weights & Biases"."""
     sweep: Annotated[tuple[tuple[str, tuple[float, ...]], ...], tyro.conf.Suppress] = ()
     """Swept hyperparameters ((field, values), ...): every combination x every seed runs in one program.
     On the CLI give a comma list to a SWEEPABLE flag instead (--learning-rate 1e-4,2.5e-4)."""

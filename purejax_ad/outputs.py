@@ -43,12 +43,15 @@ class RunWriter:
       enabled: ``False`` writes nothing (processes other than 0 of a multi-host run).
       num_configs: sweep configs; rows are written for the ``num_configs * num_seeds`` runs only
         (padding runs are dropped), run ``r`` as ``config = r // num_seeds``, ``seed = r % num_seeds``.
+      trackers: a :class:`purejax_ad.trackers.Trackers` that also receives every metric and evaluation row
+        written (not the ``rewrite`` of a multi-wave run), or ``None``.
     """
 
     def __init__(self, out_dir: str | os.PathLike, num_layers: int, num_seeds: int,
                  metric_rows: list[dict] = (), eval_rows: list[dict] = (), enabled: bool = True,
-                 num_configs: int = 1):
+                 num_configs: int = 1, trackers=None):
         self.out_dir = Path(out_dir)
+        self.trackers = trackers if enabled else None
         self.enabled = enabled
         self.num_layers = num_layers
         self.num_seeds = num_seeds
@@ -97,6 +100,8 @@ class RunWriter:
                 row[f"q_mean_l{i + 1}"] = float(m["q_mean"][j, i])
             rows.append(row)
         self._write(self._metrics, rows)
+        if self.trackers is not None:
+            self.trackers.log(rows, "metrics")
         return rows
 
     def write_eval(self, env_steps: int, returns, runs=None) -> list[dict]:
@@ -109,6 +114,8 @@ class RunWriter:
                  "mean_return": float(returns[j, i])}
                 for j, r in enumerate(runs) for i in range(returns.shape[1])]
         self._write(self._eval, rows)
+        if self.trackers is not None:
+            self.trackers.log(rows, "eval")
         return rows
 
     def rewrite(self, metric_rows: list[dict], eval_rows: list[dict]) -> None:
@@ -145,11 +152,13 @@ class RunWriter:
         writer.writerows(rows)
         f.flush()
 
-    def close(self) -> None:
-        """Close the CSV files."""
+    def close(self, summary: dict | None = None) -> None:
+        """Close the CSV files and the trackers (``summary``: the run's, for the trackers' run summaries)."""
         if self.enabled:
             for f, _ in (self._metrics, self._eval):
                 f.close()
+        if self.trackers is not None:
+            self.trackers.close(summary)
 
 
 def _json_default(obj):

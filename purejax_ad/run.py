@@ -40,6 +40,7 @@ from purejax_ad.program import make_program
 from purejax_ad.seeds import eval_keys, num_waves, run_hyperparams, run_keys, seed_keys, wave_runs
 from purejax_ad.sharding import SEED_AXIS, padded_num_seeds, per_device_vmap, seed_sharding, to_host
 from purejax_ad.summary import resume_command, run_name, run_summary
+from purejax_ad.trackers import open_trackers
 from purejax_ad.trained import write_params
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_NONFINITE", "EXIT_OK", "EXIT_STOPPED", "REPLAY_LAYOUT", "SEED_AXIS", "StopSignals",
@@ -92,10 +93,13 @@ def run(config: Config, progress: bool = True, resume: bool = False, dry_run: bo
         return None
     if jax.process_index() == 0:
         _announce(config, plan, W, sharding.mesh.size)
+    trackers = open_trackers(config, out, resume) if jax.process_index() == 0 else None  # before any file
     ckpt = Checkpointer(out, config.keep_checkpoints, config.checkpoint_replay)
     state, host, has_replay = _init_or_restore(config, out, ckpt, state_shape, sharding, W, resume)
+    if trackers is not None:
+        trackers.backfill(host.metric_rows, host.eval_rows)
     writer = RunWriter(out, program.network.num_layers, config.num_seeds, host.metric_rows, host.eval_rows,
-                       enabled=jax.process_index() == 0, num_configs=config.num_configs)
+                       enabled=jax.process_index() == 0, num_configs=config.num_configs, trackers=trackers)
     if not resume:
         writer.write_json("config.json", config_record(config))
     stop_reason, faults = _loop(config, compiled, state, has_replay, host, writer, ckpt, sharding, progress)
@@ -361,7 +365,7 @@ def _finish(config: Config, host: HostRecord, stop_reason, faults, compile_s: fl
         labels = [", ".join(f"{k}={v}" for k, v in combo.items()) for combo in config.sweep_configs]
         plot_learning_curve(host.metric_rows, host.eval_rows, out / "learning_curve.png",
                             f"{config.algo} on {config.env} ({config.preset}, {config.num_seeds} seeds)", labels)
-    writer.close()
+    writer.close(summary)
     return summary
 
 
