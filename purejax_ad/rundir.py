@@ -66,27 +66,37 @@ def _held_run_problem(out: Path) -> str:
             "it afresh with its own config, or choose another --out")
 
 
-def _probe(out: Path) -> str | None:
-    """Create ``out`` (with its missing parents) and a file in it, then remove what was made; the error, if any."""
-    made = []
-    try:
-        missing = [out, *(p for p in out.parents if not p.exists())][::-1]
-        for d in missing:
-            if not d.exists():
-                d.mkdir()
-                made.append(d)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-        return None
-    except OSError as e:
-        where = f" ({e.filename})" if e.filename and Path(e.filename) != out else ""
-        return f"{e.strerror or e}{where}"
-    finally:
-        for d in reversed(made):
-            try:
-                d.rmdir()
-            except OSError:
+def _probe(out: Path, attempts: int = 3) -> str | None:
+    """Create ``out`` (with its missing parents) and a file in it, then remove what was made; the error, if any.
+
+    The processes of a multi-host run check the same shared directory at once: one may remove a directory
+    another is probing, so a vanished directory (``FileNotFoundError``) is tried again, ``attempts`` times.
+    """
+    for attempt in range(attempts):
+        made = []
+        try:
+            for d in [*reversed(out.parents), out]:
+                if not d.exists():
+                    try:
+                        d.mkdir()
+                        made.append(d)
+                    except FileExistsError:  # made by another process meanwhile
+                        pass
+            with tempfile.TemporaryFile(dir=out):
                 pass
+            return None
+        except OSError as e:
+            if isinstance(e, FileNotFoundError) and attempt + 1 < attempts:
+                continue
+            where = f" ({e.filename})" if e.filename and Path(e.filename) != out else ""
+            return f"{e.strerror or e}{where}"
+        finally:
+            for d in reversed(made):
+                try:
+                    d.rmdir()
+                except OSError:  # not empty (another process is using it) or already gone
+                    pass
+    return None
 
 
 def output_dir_problems(out: str | os.PathLike, resume: bool = False) -> list[str]:
