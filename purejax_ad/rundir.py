@@ -22,6 +22,13 @@ from pathlib import Path
 #: What a run writes into its directory before its first chunk (``checkpoints/`` stays empty until the first
 #: checkpoint); a directory holding only these, with no CSV row, can be reused by a new run.
 START_FILES = frozenset({"config.json", "config.json.tmp", "metrics.csv", "eval.csv", "checkpoints"})
+#: Name prefix of the probe file (another process's probe may be seen for a moment: it does not count).
+PROBE_PREFIX = ".purejax_ad-probe-"
+
+
+def _entries(out: Path) -> set[str]:
+    """Names in the directory ``out``, without probe files."""
+    return {p.name for p in out.iterdir() if not p.name.startswith(PROBE_PREFIX)}
 
 
 def _summary_says_complete(path: Path) -> bool:
@@ -52,7 +59,7 @@ def computed_nothing(out: str | os.PathLike) -> bool:
     """``out`` holds a run that stopped before computing anything: only the files of :data:`START_FILES`,
     no checkpoint, no ``summary.json`` and no row in ``metrics.csv`` or ``eval.csv``."""
     out = Path(out)
-    return ((out / "config.json").is_file() and {p.name for p in out.iterdir()} <= START_FILES
+    return ((out / "config.json").is_file() and _entries(out) <= START_FILES
             and not has_checkpoint(out) and not any(_has_rows(out / n) for n in ("metrics.csv", "eval.csv")))
 
 
@@ -82,7 +89,7 @@ def _probe(out: Path, attempts: int = 3) -> str | None:
                         made.append(d)
                     except FileExistsError:  # made by another process meanwhile
                         pass
-            with tempfile.TemporaryFile(dir=out):
+            with tempfile.TemporaryFile(dir=out, prefix=PROBE_PREFIX):
                 pass
             return None
         except OSError as e:
@@ -99,13 +106,21 @@ def _probe(out: Path, attempts: int = 3) -> str | None:
     return None
 
 
+def _writes_outputs() -> bool:
+    """This process writes run outputs: not one of processes 1.. of an initialised multi-process JAX run
+    (process 0 writes, into a directory every process sees; it probes it for all of them)."""
+    import jax
+
+    return not jax.distributed.is_initialized() or jax.process_index() == 0
+
+
 def output_dir_problems(out: str | os.PathLike, resume: bool = False) -> list[str]:
     """Problems with an output directory; leaves the file system as it found it.
 
     A new run needs ``out`` absent, empty, or holding a run that computed nothing (:func:`computed_nothing`),
-    and writable: the directory and a file in it are created and removed again. ``resume`` needs a run
-    directory (``config.json``) whose run is not complete and that is writable; without a checkpoint the run
-    starts afresh (:func:`restart_note`).
+    and writable: the directory and a file in it are created and removed again (by process 0 only, in an
+    initialised multi-process run). ``resume`` needs a run directory (``config.json``) whose run is not
+    complete and that is writable; without a checkpoint the run starts afresh (:func:`restart_note`).
     """
     out = Path(out)
     if resume:
@@ -116,7 +131,7 @@ def output_dir_problems(out: str | os.PathLike, resume: bool = False) -> list[st
     elif out.exists():
         if not out.is_dir():
             return [f"output path {out} exists and is not a directory"]
-        if any(out.iterdir()) and not computed_nothing(out):
+        if _entries(out) and not computed_nothing(out):
             if (out / "config.json").exists():
                 return [_held_run_problem(out)]
             return [f"output directory {out} is not empty; choose another --out"]
@@ -124,7 +139,7 @@ def output_dir_problems(out: str | os.PathLike, resume: bool = False) -> list[st
         parent = next(p for p in out.parents if p.exists())
         if not parent.is_dir():
             return [f"cannot create output directory {out}: {parent} is not a directory"]
-    error = _probe(out)
+    error = _probe(out) if _writes_outputs() else None
     if error is not None:
         what = "cannot write into output directory" if out.is_dir() else "cannot create output directory"
         return [f"{what} {out}: {error}"]
