@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import typing
 from typing import Literal
+
+import numpy as np
 
 from purejax_ad.algos import ALGO_SPECS, algo_spec
 from purejax_ad.config import SWEEPABLE, Config, ConfigError
 from purejax_ad.envs import UnknownEnvError, action_space_kind, canonical_env_id, check_dmc_options, env_suite
 from purejax_ad.rundir import output_dir_problems
 from purejax_ad.trackers import tracker_problems
+
+#: The largest ``Config.seed``: ``jax.random.key`` keeps 32 bits of the seed (without ``jax_enable_x64``),
+#: so ``2**32`` gives seed 0's key and larger ints overflow.
+MAX_SEED = 2**32 - 1
 
 def validate(config: Config) -> list[str]:
     """Every problem with ``config``, in plain words (empty list: fine). Runs before any compilation."""
@@ -69,8 +76,11 @@ def validate(config: Config) -> list[str]:
             problems.append(f"{name} must be in [{lo}, {hi}], got {v}")
     if not 0 < c.exploration_fraction <= 1:
         problems.append(f"exploration_fraction must be in (0, 1], got {c.exploration_fraction}")
-    if c.learning_rate <= 0 or c.max_grad_norm <= 0:
-        problems.append("learning_rate and max_grad_norm must be > 0")
+    problems += _optimiser_problems(c)
+    problems += _interval_problems(c)
+    if not 0 <= c.seed <= MAX_SEED:
+        problems.append(f"seed must be in [0, {MAX_SEED}] (jax.random.key takes a 32-bit seed; a larger one would "
+                        f"repeat a smaller one's key), got {c.seed}")
     if c.sticky_action_prob is not None and not 0 <= c.sticky_action_prob <= 1:
         problems.append(f"sticky_action_prob must be in [0, 1], got {c.sticky_action_prob}")
     if c.checkpoint_interval < 0:
@@ -100,12 +110,49 @@ def validate(config: Config) -> list[str]:
             problems.append(str(e))
     spec = ALGO_SPECS.get(c.algo)
     if spec is not None and spec.family == "actor-critic":
-        if c.actor_learning_rate <= 0:
-            problems.append(f"actor_learning_rate must be > 0, got {c.actor_learning_rate}")
-        if c.exploration_noise < 0 or c.node_noise < 0:
+        if not 0 < c.actor_learning_rate < math.inf:
+            problems.append(f"actor_learning_rate must be a finite number > 0, got {c.actor_learning_rate}")
+        if not (c.exploration_noise >= 0 and c.node_noise >= 0):
             problems.append("exploration_noise and node_noise must be >= 0")
         if not spec.linear_lr_schedule and c.lr_schedule != "constant":
             problems.append(f"lr_schedule 'linear' is not implemented for {c.algo}")
+    return problems
+
+
+def _optimiser_problems(c: Config) -> list[str]:
+    """The step size and Adam's values: a learning rate finite and > 0, ``0 <= b1, b2 < 1`` (at 1 Adam's bias
+    correction divides by zero), ``eps`` finite and > 0, the clip norm > 0 (``inf``: no clipping). NaN fails
+    every one of these comparisons, so it is reported too."""
+    problems = []
+    if not 0 < c.learning_rate < math.inf:
+        problems.append(f"learning_rate must be a finite number > 0, got {c.learning_rate}")
+    for name in ("adam_b1", "adam_b2"):
+        if not 0 <= getattr(c, name) < 1:
+            problems.append(f"{name} must be in [0, 1), got {getattr(c, name)}")
+    if not 0 < c.adam_eps < math.inf:
+        problems.append(f"adam_eps must be a finite number > 0, got {c.adam_eps}")
+    if not c.max_grad_norm > 0:
+        problems.append(f"max_grad_norm must be > 0, got {c.max_grad_norm}")
+    for name in ("recurrent_weight", "forward_weight"):
+        if not math.isfinite(getattr(c, name)):
+            problems.append(f"{name} must be a finite number, got {getattr(c, name)}")
+    return problems
+
+
+def _interval_problems(c: Config) -> list[str]:
+    """Intervals counted in whole updates: ``target_update_interval`` and ``log_interval`` must be multiples of
+    ``train_frequency`` (the program would floor them to one; the message names the nearest valid values)."""
+    tf, problems = c.train_frequency, []
+    if tf <= 0:
+        return problems
+    for name, what in (("target_update_interval", "a target update follows a whole update"),
+                       ("log_interval", "a log chunk is a whole number of updates")):
+        value = getattr(c, name)
+        if value > 0 and value % tf:
+            below = int(value // tf * tf)
+            nearest = " or ".join(str(v) for v in (below, below + tf) if v > 0)
+            problems.append(f"{name} ({value:g}) must be a multiple of train_frequency ({tf}): {what}; "
+                            f"nearest valid: {nearest}")
     return problems
 
 
@@ -162,6 +209,9 @@ def _sweep_problems(c: Config) -> list[str]:
             problems.append(f"the sweep list of {name} is empty")
         elif len(set(values)) != len(values):
             problems.append(f"the sweep list of {name} repeats a value: {list(values)}")
+        elif len(set(np.asarray(values, np.float32).tolist())) != len(values):  # the traced dtype
+            problems.append(f"the sweep list of {name} has values that are equal in float32, the precision the "
+                            f"program computes in (they would be identical configs): {list(values)}")
     if len(set(names)) != len(names):
         problems.append(f"a hyperparameter is swept twice: {names}")
     if problems:

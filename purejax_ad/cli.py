@@ -142,9 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     if dry_run:
         return EXIT_OK
-    print(json.dumps({k: summary[k] for k in ("env", "algo", "num_seeds", "total_timesteps", "complete",
-                                              "final_return_mean", "final_return_se", "final_eval_per_layer",
-                                              "env_steps_per_s")}))
+    from purejax_ad.outputs import json_text
+
+    print(json_text({k: summary[k] for k in ("env", "algo", "num_seeds", "total_timesteps", "complete",
+                                             "final_return_mean", "final_return_se", "final_eval_per_layer",
+                                             "env_steps_per_s")}))
     if summary["num_configs"] > 1:
         for c in summary["configs"]:
             values = ", ".join(f"{k}={v}" for k, v in c.items() if k in dict(config.sweep))

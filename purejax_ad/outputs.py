@@ -74,11 +74,12 @@ class RunWriter:
         return f, writer
 
     def write_json(self, name: str, obj) -> None:
-        """Write ``obj`` as indented JSON to ``out_dir/name`` (atomic replace)."""
+        """Write ``obj`` as indented strict JSON (:func:`json_text`: NaN and infinities as ``null``) to
+        ``out_dir/name`` (atomic replace)."""
         if not self.enabled:
             return
         tmp = self.out_dir / (name + ".tmp")
-        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+        tmp.write_text(json_text(obj, indent=2) + "\n")
         tmp.replace(self.out_dir / name)
 
     def write_metrics(self, metrics, runs=None) -> list[dict]:
@@ -161,12 +162,31 @@ class RunWriter:
             self.trackers.close(summary)
 
 
-def _json_default(obj):
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
+def json_ready(obj):
+    """``obj`` with numpy scalars and arrays as Python numbers and lists, and every NaN or infinite float as
+    ``None`` (JSON ``null``), recursively through dicts, lists and tuples (``summary.json``: a statistic
+    without data, e.g. the mean return of runs that finished no episode, is ``null``)."""
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj)}")
+        return json_ready(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def json_text(obj, indent: int | None = None) -> str:
+    """Strict JSON text of ``obj`` (:func:`json_ready`; ``allow_nan=False``, so no bare ``NaN`` / ``Infinity``
+    that strict parsers reject).
+
+    Raises:
+      TypeError: an object JSON cannot represent.
+    """
+    return json.dumps(json_ready(obj), indent=indent, allow_nan=False)
 
 
 def mean_and_se(values) -> tuple[float, float]:

@@ -31,12 +31,14 @@ from purejax_ad.checkpoint import Checkpointer
 from purejax_ad.checks import check
 from purejax_ad.config import Config, ConfigError
 from purejax_ad.control import EXIT_BAD_INPUT, EXIT_NONFINITE, EXIT_OK, EXIT_STOPPED, StopSignals, default_run_dir
+from purejax_ad.divergence import ValueWatch
 from purejax_ad.envs import make_config_env
 from purejax_ad.host_record import REPLAY_LAYOUT, HostRecord
 from purejax_ad.outputs import RunWriter, config_record, mean_and_se, plot_learning_curve
 from purejax_ad.plan import (Plan, compiled_flops, device_memory, format_plan, matmul_rate, memory_breakdown,
                              program_memory, refusal, state_bytes, summary_line)
 from purejax_ad.program import make_program
+from purejax_ad.rundir import restart_note
 from purejax_ad.seeds import eval_keys, num_waves, run_hyperparams, run_keys, seed_keys, wave_runs
 from purejax_ad.sharding import SEED_AXIS, padded_num_seeds, per_device_vmap, seed_sharding, to_host
 from purejax_ad.summary import resume_command, run_name, run_summary
@@ -64,7 +66,8 @@ def run(config: Config, progress: bool = True, resume: bool = False, dry_run: bo
     Args:
       config: the run. ``config.out`` is the output directory (default :func:`default_out_dir`).
       progress: show a progress bar.
-      resume: continue the run in ``config.out`` from its newest checkpoint.
+      resume: continue the run in ``config.out`` from its newest checkpoint (without one: start it afresh,
+        with a note on stderr, :func:`purejax_ad.rundir.restart_note`).
       dry_run: print the pre-flight plan (:func:`purejax_ad.plan.format_plan`) and return ``None``:
         nothing is allocated or written.
 
@@ -78,8 +81,12 @@ def run(config: Config, progress: bool = True, resume: bool = False, dry_run: bo
     """
     out = Path(config.out) if config.out else default_out_dir(config)
     check(config, None if dry_run else out, resume)
+    restart = None if dry_run else restart_note(out, resume)  # a run dir without checkpoint starts afresh
+    resume = resume and restart is None
     if config.distributed:  # initialize (unless done), then wait until every process has checked
         distributed.start(config)
+    if restart is not None and jax.process_index() == 0:
+        print(restart, file=sys.stderr)
     program = make_program(config, make_config_env(config))
     sharding = seed_sharding(config.num_devices)
     t0 = time.perf_counter()
@@ -283,6 +290,7 @@ def _train_wave(config, programs, state, keys, hyper, runs, host, writer, ckpt, 
     valid = runs[runs < R]
     total = config.effective_total_timesteps
     stride = config.effective_total_timesteps + 1  # checkpoint label: wave * stride + env steps (monotonic)
+    watch = ValueWatch(config, host.metric_rows)  # implausible Q / loss: once per (run, layer), rows so far seen
 
     def do_eval(state, steps):
         t = time.perf_counter()
@@ -310,6 +318,8 @@ def _train_wave(config, programs, state, keys, hyper, runs, host, writer, ckpt, 
         rows = writer.write_metrics(metrics, valid)
         host.train_s += time.perf_counter() - t
         host.metric_rows.extend(rows)
+        for w in watch.check(rows) if jax.process_index() == 0 else ():
+            print(f"\nwarning: {w['message']}", file=sys.stderr)
         prev, steps = host.env_steps, int(metrics.env_steps[0])
         host.env_steps = steps
         bad = ~metrics.finite[:len(valid)]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import sys
 import time
@@ -237,7 +236,7 @@ def run_sac(config: SACConfig, progress: bool = True) -> dict:
     from mujoco_playground import wrapper as pg_wrapper
 
     from purejax_ad.dmc import load_playground_env
-    from purejax_ad.outputs import RunWriter, plot_learning_curve
+    from purejax_ad.outputs import RunWriter, json_text, plot_learning_curve
 
     env_id = resolve_dmc_id(config.env)
     environment = load_playground_env(env_id)
@@ -268,7 +267,7 @@ def run_sac(config: SACConfig, progress: bool = True) -> dict:
         host["metric_rows"].append(writer.write_rows("metrics", [row])[0])
         host["eval_rows"].append(writer.write_rows("eval", [{"config": 0, "seed": seed_index, "env_steps": steps,
                                                              "layers": 1, "mean_return": ret}])[0])
-        raw_log.write(json.dumps({"seed": seed_index, "env_steps": steps, **m}) + "\n")
+        raw_log.write(json_text({"seed": seed_index, "env_steps": steps, **m}) + "\n")
         raw_log.flush()
         host["last"][seed_index], host["last_step"][seed_index] = ret, steps
         if host["first_report_s"][seed_index] is None:
@@ -388,9 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigProblem as e:
         print("error: " + "\n       ".join(str(e).splitlines()), file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(json.dumps({k: summary[k] for k in ("env", "algo", "num_seeds", "total_timesteps", "complete",
-                                              "final_return_mean", "final_return_se", "final_return_per_seed",
-                                              "env_steps_per_s")}))
+    from purejax_ad.outputs import json_text
+    print(json_text({k: summary[k] for k in ("env", "algo", "num_seeds", "total_timesteps", "complete",
+                                             "final_return_mean", "final_return_se", "final_return_per_seed",
+                                             "env_steps_per_s")}))
     print(f"results written to {summary['out_dir']}/ (summary.json, metrics.csv, eval.csv, brax_metrics.jsonl, "
           "learning_curve.png)")
     if summary["stop_reason"] is not None:

@@ -14,6 +14,7 @@ import numpy as np
 
 from purejax_ad.algos import algo_spec
 from purejax_ad.config import Config
+from purejax_ad.divergence import value_warnings
 from purejax_ad.dmc import DMC_ACTION_DIMS, DMC_ENVS, EPISODE_LENGTH
 from purejax_ad.envs import canonical_env_id, env_suite
 from purejax_ad.host_record import HostRecord
@@ -107,6 +108,8 @@ def run_summary(config: Config, host: HostRecord, stop_reason: str | None, fault
         "sweep": {name: list(values) for name, values in config.sweep},
         "diverged_seeds": [{"seed": int(r) % S, "config": int(r) // S, **v}
                            for r, v in sorted(host.diverged.items(), key=lambda kv: int(kv[0]))],
+        # Implausible |Q| or TD loss, once per (config, seed, layer): docs/running.md §Implausible values.
+        "warnings": value_warnings(config, host.metric_rows),
         "compile_s": compile_s,
         "train_s": host.train_s,
         "eval_s": host.eval_s,

@@ -70,6 +70,12 @@ def test_cli_paper_preset_sets_faithful_quirks(tmp_path):
         (["--net-arch", "64", "0"], "net_arch needs at least one layer and positive widths"),
         (["--inject-nan", "9", "100"], "inject_nan seed 9 is not among the 4 seeds"),
         (["--resume", "does/not/exist"], "not a run directory"),
+        (["--seed", "99999999999999999999"], "seed must be in [0, 4294967295]"),  # was a raw OverflowError
+        (["--adam-b2", "-1"], "adam_b2 must be in [0, 1), got -1.0"),
+        (["--learning-rate", "nan"], "learning_rate must be a finite number > 0, got nan"),
+        (["--log-interval", "7"], "log_interval (7) must be a multiple of train_frequency (4)"),
+        (["--target-update-interval", "200,202"], "sweep value {'target_update_interval': 202.0}: "
+                                                  "target_update_interval (202) must be a multiple"),
     ],
 )
 def test_bad_input_exits_nonzero_with_one_line_error(tmp_path, args, message):
@@ -89,10 +95,10 @@ def test_every_problem_is_reported_in_one_line(tmp_path):
         assert message in line
 
 
-@pytest.mark.parametrize("case", ["holds_a_run", "under_a_file", "resume_with_preset", "resume_without_checkpoint"])
+@pytest.mark.parametrize("case", ["holds_a_run", "under_a_file", "resume_with_preset", "under_proc"])
 def test_bad_output_directory_is_refused_and_left_untouched(tmp_path, case):
     existing = tmp_path / "existing"
-    existing.mkdir()
+    (existing / "checkpoints" / "800").mkdir(parents=True)
     (existing / "config.json").write_text("{}")
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -100,7 +106,8 @@ def test_bad_output_directory_is_refused_and_left_untouched(tmp_path, case):
         "holds_a_run": (["--out", str(existing)], "holds another run; continue that one with --resume"),
         "under_a_file": (["--out", str(blocker / "run")], "is not a directory"),
         "resume_with_preset": (["--resume", str(existing), "--preset", "classic-fast"], "--preset cannot be given"),
-        "resume_without_checkpoint": (["--resume", str(existing)], "no checkpoint to resume from"),
+        # /proc refuses a new directory even to root (whom os.access lets through): found before compiling
+        "under_proc": (["--out", "/proc/purejax_ad_test/run", *TINY], "cannot create output directory /proc/"),
     }[case]
     before = sorted(p.name for p in tmp_path.rglob("*"))
     proc = run_cli(*args, timeout=120)

@@ -15,6 +15,7 @@ import scipy.stats
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from purejax_ad import compare  # noqa: E402
+from purejax_ad.outputs import json_text  # noqa: E402
 
 
 def se(x):
@@ -213,3 +214,24 @@ def test_cli_rejects_bad_input_and_writes_nothing(tmp_path, capsys):
     assert proc.returncode == 2
     assert "run directory does not exist" in proc.stderr and "missing" in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("writer", ["strict", "bare_nan"])
+def test_a_summary_with_null_or_old_bare_nan_statistics_loads(tmp_path, writer):
+    """summary.json writes NaN statistics as null (strict JSON); older files hold a bare NaN. Both read alike."""
+    rets = [random_returns(seeds=2, loc=50.0)[0], [[None] * 4, [None] * 4]]  # config 1 never finished an episode
+    sweep = [["learning_rate", [0.0001, 0.001]]]
+    path = make_run(tmp_path / writer, returns=rets, sweep=sweep)
+    summ = json.loads((path / "summary.json").read_text())
+    summ["final_return_mean"] = summ["final_return_se"] = float("nan")
+    summ["configs"][1].update(final_return_mean=float("nan"), final_return_se=float("nan"),
+                              final_return_per_seed=[float("nan")] * 2)
+    text = json_text(summ) if writer == "strict" else json.dumps(summ)
+    assert ("NaN" in text) == (writer == "bare_nan")
+    (path / "summary.json").write_text(text)
+    cs = compare.curves(compare.load_run(path))
+    assert [c.swept for c in cs] == [{"learning_rate": 0.0001}, {"learning_rate": 0.001}]
+    rows = compare.final_table(cs).splitlines()[2:]
+    last = np.array([s[-1] for s in rets[0]])
+    finals = [row.split(" | ")[8] for row in rows]
+    assert finals == [f"{last.mean():.2f} ± {se(last):.2f}", "-"]  # config 1 has no return: "-"

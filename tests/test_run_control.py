@@ -1,5 +1,6 @@
-"""Long runs that survive: checkpoint/resume bit-identity, interruption by signal, numerical faults,
-and seeds sharded over several (forced CPU) devices. Every test drives the real CLI."""
+"""Long runs that survive: checkpoint/resume bit-identity, interruption by signal, numerical faults (NaN/Inf
+and implausible values), reuse of a run directory, and seeds sharded over several (forced CPU) devices. Every
+test drives the real CLI."""
 
 from __future__ import annotations
 
@@ -302,3 +303,85 @@ def test_resume_without_an_intact_checkpoint_is_one_error_line(tmp_path):
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"error: --resume {out}: no intact checkpoint (800: "), lines
+
+
+def strict_json(path):
+    """``path`` parsed as strict JSON: a bare ``NaN`` / ``Infinity`` fails the test."""
+    def refuse(constant):
+        raise AssertionError(f"{path} holds the non-JSON constant {constant}")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+# MountainCar with 8 envs per seed: 150 env steps per env in 1200, no episode ends (the time limit is 200), so every
+# training return is NaN; a learning rate of 1e3 drives the values far out: losses ~1e7 (Q-values are bounded
+# by 1/(1 - 0.99) = 100 here).
+DIVERGING = [*TINY, "--env", "MountainCar-v0", "--num-envs", "8", "--train-frequency", "8", "--learning-rate", "1e3",
+             "--checkpoint-interval", "0"]
+
+
+def check_diverging_run(out, procs, snapshots):
+    """Item 12: one warning per (seed, layer) at most, exactly at the first row beyond the limits recomputed
+    here; item 13: strict JSON with null for the NaN statistics; item 10: the directory was reused."""
+    (proc,) = procs
+    summary = strict_json(out / "summary.json")
+    assert summary["complete"] and summary["final_return_mean"] is None and summary["final_return_se"] is None
+    assert summary["final_return_per_seed"] == [None, None]
+    assert json.loads((out / "config.json").read_text())["learning_rate"] == 1e3  # the new run's config
+    rows = read_csv(out / "metrics.csv")
+    q_limit = 10 * 1.0 / (1 - 0.99)  # r_max 1 per step, gamma 0.99
+    expected = set()
+    for seed in ("0", "1"):
+        for layer in (1, 2):
+            out_of_range = [int(r["env_steps"]) for r in rows if r["seed"] == seed and
+                            (abs(float(r[f"q_mean_l{layer}"])) > q_limit or float(r[f"td_loss_l{layer}"]) > q_limit**2)]
+            if out_of_range:
+                expected.add((int(seed), layer, out_of_range[0]))
+    got = {(w["seed"], w["layer"], w["env_steps"]) for w in summary["warnings"]}
+    assert got == expected and len(summary["warnings"]) == len(got) > 0
+    lines = [x for x in proc.stderr.splitlines() if x.startswith("warning:")]
+    assert sorted(lines) == sorted(f"warning: {w['message']}" for w in summary["warnings"])
+
+
+def check_fresh_start(out, procs, snapshots):
+    """Item 10: a run stopped before its first checkpoint is refused as a new run's directory but resumed from
+    scratch with its stored config (the injected NaN is a one-shot flag): the rows it had computed come again."""
+    stopped, refused, fresh = procs
+    assert "no checkpoint was written" in stopped.stderr
+    first = snapshots[0]
+    assert snapshots[1] == first  # the refused run left the files alone
+    summary = strict_json(out / "summary.json")
+    assert summary["complete"] and summary["diverged_seeds"] == [] and summary["resumed_at"] == []
+    rows = read_csv(out / "metrics.csv")
+    before_fault = [r for r in first if r["seed"] == "0" or r["env_steps"] == "800"]  # seed 1 poisoned after 800
+    assert before_fault and [r for r in rows if r in before_fault] == before_fault
+    assert max(int(r["env_steps"]) for r in rows) == 2000
+
+
+RUN_CONTROL = {
+    # name: (reuse a directory whose run computed nothing, [(args, exit status, stderr fragment)], check)
+    "diverging_run_in_a_reused_directory": (True, [(DIVERGING, 0, "stopped before computing anything")],
+                                            check_diverging_run),
+    "resume_before_the_first_checkpoint_starts_afresh": (False, [
+        ([*RUN, "--checkpoint-interval", "0", "--inject-nan", "1", "800"], 4, "non-finite"),
+        (RUN, 2, "stopped before its first checkpoint; --resume"),
+        (["--resume"], 0, "no checkpoint yet; starting it afresh"),
+    ], check_fresh_start),
+}
+
+
+@pytest.mark.parametrize("case", RUN_CONTROL)
+def test_run_control_table(tmp_path, case):
+    reuse, steps, check = RUN_CONTROL[case]
+    out = tmp_path / "run"
+    if reuse:  # what a run leaves when it fails before its first chunk (e.g. in compilation)
+        out.mkdir()
+        (out / "config.json").write_text("{}")
+        (out / "metrics.csv").write_text("config,seed,env_steps\n")
+    procs, snapshots = [], []
+    for args, status, fragment in steps:
+        where = [str(out)] if args == ["--resume"] else ["--out", str(out)]
+        proc = run_cli(*args, *where)
+        assert proc.returncode == status and fragment in proc.stderr, proc.stderr[-3000:]
+        procs.append(proc)
+        snapshots.append(read_csv(out / "metrics.csv"))
+    check(out, procs, snapshots)
