@@ -24,17 +24,21 @@ import json
 import sys
 from pathlib import Path
 
-import tyro
-
-if __name__ == "__main__":  # --distributed: before the imports below (gymnax creates arrays; then JAX refuses)
+if __name__ == "__main__" and not {"-h", "--help"} & set(sys.argv[1:]):
+    # --distributed: before the imports below (gymnax creates arrays; then JAX refuses). Not for --help,
+    # which imports nothing that imports JAX (purejax_ad.flags).
     from purejax_ad.distributed import initialize_from_argv
 
     initialize_from_argv(sys.argv[1:])
 
-from purejax_ad.checks import check
+from purejax_ad.algos import ALGO_SPECS
 from purejax_ad.config import RUN_CONTROL_FIELDS, SWEEPABLE, Config, ConfigError, config_from_record
-from purejax_ad.control import EXIT_BAD_INPUT, EXIT_NONFINITE, EXIT_OK, EXIT_STOPPED
+from purejax_ad.control import EXIT_BAD_INPUT, EXIT_NONFINITE, EXIT_OK, EXIT_STOPPED, Stopped
+from purejax_ad.flags import parse_flags
 from purejax_ad.presets import PRESETS, preset_config
+
+#: The command line's name in usage lines.
+PROG = "python -m purejax_ad.train"
 
 #: Run-control fields that apply to one invocation only and are not carried over by ``--resume``.
 ONE_SHOT_FIELDS = ("stop_after_steps", "inject_nan")
@@ -73,12 +77,25 @@ def split_sweeps(args: list[str]) -> tuple[list[str], tuple[tuple[str, tuple[flo
     return out, tuple(sweep)
 
 
-def _parse(rest: list[str], default: Config, description: str) -> Config:
+def description(preset: str) -> str:
+    """The ``--help`` text above the flags: what the command trains, the algorithms, the presets, the exit statuses."""
+    algos = "\n".join(f"  {name}: {spec.description}" for name, spec in ALGO_SPECS.items())
+    return (f"Train Artificial Dopamine (AD, Guan et al. 2024), its relatives and backprop baselines on gymnax "
+            f"(classic control, MinAtar) and DeepMind Control (MJX) tasks: every seed, and every value of a swept "
+            f"hyperparameter (a comma list: --learning-rate 1e-4,3e-4), in one compiled JAX program. "
+            f"--preset picks the defaults shown (here: {preset}); every other flag overrides one of them.\n\n"
+            f"Algorithms (--algo):\n{algos}\n\n"
+            f"Exit status: 0 complete; 2 invalid input; 3 stopped early, resumable (--resume RUN_DIR); "
+            f"4 non-finite loss or parameters.")
+
+
+def _parse(rest: list[str], default: Config, text: str) -> Config:
     # Booleans take a value (``--checkpoint-replay false``), as the README's tables write them.
     rest = [{"true": "True", "false": "False"}.get(a.lower(), a) for a in rest]
     rest, sweep = split_sweeps(rest)
-    config = tyro.cli(Config, default=default, args=rest, description=description,
-                      config=(tyro.conf.FlagConversionOff,))
+    overrides = {"preset": f"Preset that picks every default shown: {', '.join(PRESETS)}.",
+                 "algo": f"Algorithm: {', '.join(ALGO_SPECS)} (see above; README \"Methods\")."}
+    config = parse_flags(rest, default, PROG, text, overrides)
     return dataclasses.replace(config, sweep=sweep) if sweep else config
 
 
@@ -98,6 +115,12 @@ def load_run_config(run_dir: str | Path) -> Config:
     return config_from_record(kept, out=str(run_dir))
 
 
+def _check(config: Config, out, resume: bool = False) -> Config:
+    from purejax_ad.checks import check  # imports JAX (gymnax): only once --help is out of the way
+
+    return check(config, out, resume)
+
+
 def parse_args(argv: list[str]) -> tuple[Config, bool, bool]:
     """Parse CLI arguments into a checked ``(config, resume, dry_run)``.
 
@@ -114,19 +137,19 @@ def parse_args(argv: list[str]) -> tuple[Config, bool, bool]:
         if known.preset is not None:
             raise ConfigError("--resume continues a run with its own config; --preset cannot be given with it")
         stored = load_run_config(known.resume)
-        config = _parse(rest, stored, f"Resume the run in {known.resume}; only run-control flags may change.")
+        config = _parse(rest, stored, f"Resume the run in {known.resume} (defaults shown: its stored config); "
+                                      "only run-control flags may change.")
         changed = [f.name for f in dataclasses.fields(Config)
                    if f.name not in RUN_CONTROL_FIELDS and getattr(config, f.name) != getattr(stored, f.name)]
         if changed:
             raise ConfigError(f"--resume continues a run with its own config; cannot change {', '.join(changed)} "
                               f"(allowed: {', '.join(RUN_CONTROL_FIELDS)})")
-        return check(config, known.resume, resume=True), True, known.dry_run
+        return _check(config, known.resume, resume=True), True, known.dry_run
     preset = known.preset or "classic-fast"
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
-    config = _parse(rest, preset_config(preset),
-                    f"Train AD on gymnax. Presets: {', '.join(PRESETS)} (defaults shown: {preset}).")
-    return check(config, None if known.dry_run else config.out), False, known.dry_run
+    config = _parse(rest, preset_config(preset), description(preset))
+    return _check(config, None if known.dry_run else config.out), False, known.dry_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Stopped as e:  # a signal while compiling (purejax_ad.run.run): nothing trained or written
+        kept = f"the run in {config.out} is unchanged" if resume else "nothing was trained or written"
+        print(f"stopped ({e}) during compilation; {kept}", file=sys.stderr)
+        return EXIT_STOPPED
     if dry_run:
         return EXIT_OK
     from purejax_ad.outputs import json_text

@@ -16,7 +16,6 @@ from typing import Annotated, Literal
 import tyro
 
 from purejax_ad.algos import ALGO_SPECS
-from purejax_ad.hyperparams import target_update_period
 
 #: Hyperparameters that do not change shapes: a list of values on the CLI (``--learning-rate 1e-4,3e-4``)
 #: sweeps them inside one compiled program (traced per run, :class:`purejax_ad.hyperparams.Hyperparams`).
@@ -26,117 +25,159 @@ SWEEPABLE = ("learning_rate", "gamma", "max_grad_norm", "tau", "target_update_in
 RUN_CONTROL_FIELDS = ("checkpoint_interval", "keep_checkpoints", "checkpoint_replay", "stop_after_steps",
                       "on_nonfinite", "inject_nan", "num_devices", "distributed", "memory_budget_gb",
                       "tensorboard", "wandb")
+#: The sections of ``python -m purejax_ad.train --help``: every CLI field in exactly one (``sweep`` is not a flag).
+HELP_SECTIONS: dict[str, tuple[str, ...]] = {
+    "run": ("preset", "algo", "num_seeds", "seed", "total_timesteps", "out"),
+    "env": ("env", "num_envs", "action_repeat", "max_discrete_actions"),
+    "network": ("net_arch", "num_heads", "input_skip_connections", "recurrent_connections", "forward_connections",
+                "recurrent_weight", "forward_weight", "context_size", "context_alpha", "context_source", "burn_in",
+                "stored_context_dtype", "matmul_dtype", "cell", "average_predictions", "mlp_normalization",
+                "goodness", "action_encoding", "num_quantiles", "torso", "ndpg_critic"),
+    "optimisation": ("learning_rate", "actor_learning_rate", "adam_b1", "adam_b2", "adam_eps", "max_grad_norm",
+                     "lr_schedule", "gamma", "double_q", "train_frequency", "target_update_interval", "tau"),
+    "replay": ("buffer_size", "batch_size", "learning_starts"),
+    "exploration": ("epsilon_start", "epsilon_end", "exploration_fraction", "exploration_noise", "node_noise"),
+    "quirks": ("truncation_starts_episode", "advance_context_on_random_action", "replay_padding", "qr_loss",
+               "td_loss", "shared_init_key", "fixed_env_reset_key", "sticky_action_prob", "minatar_time_limit"),
+    "evaluation": ("eval_interval", "num_eval_episodes", "eval_epsilon", "eval_max_steps", "log_interval",
+                   "return_window"),
+    "run_control": (*RUN_CONTROL_FIELDS, "seeds_per_wave"),
+}
 
 
 @dataclass(frozen=True)
 class Config:
-    """One training run (defaults = the ``classic-fast`` preset). Units: env steps are per seed (summed over that seed's ``num_envs``)."""
+    """One training run (defaults = the ``classic-fast`` preset). Units: env steps are per seed (summed over that seed's ``num_envs``).
+
+    The first line of a field's docstring is its ``--help`` line (with its unit); the section it is listed
+    in is :data:`HELP_SECTIONS`.
+    """
 
     # --- run ------------------------------------------------------------------------------------------------
     env: str = "CartPole-v1"
-    """Environment id (see ``purejax_ad.envs.ENV_REGISTRY``)."""
+    """Environment id: gymnax CartPole-v1, Acrobot-v1, MountainCar-v0, <Game>-MinAtar, or dmc/<domain>-<task>.
+    The full lists: ``purejax_ad.envs.ENV_REGISTRY``, ``purejax_ad.dmc.DMC_ENVS`` (DeepMind Control in MJX)."""
     algo: str = "ad-dqn"
-    """Algorithm: a row of :data:`purejax_ad.algos.ALGO_SPECS` (ad-dqn, ad-qrdqn, arq, ad-backprop, dqn,
-    qrdqn; continuous actions: ndpg, ddpg; README "Methods")."""
+    """Algorithm: a row of :data:`purejax_ad.algos.ALGO_SPECS` (README "Methods").
+    ad-dqn, ad-qrdqn, arq, ad-backprop, dqn, qrdqn; continuous actions: ndpg, ddpg."""
     preset: str = "classic-fast"
     """Name of the preset the values started from (recorded in outputs)."""
     num_seeds: int = 4
-    """Independent seeds, trained in parallel by ``jax.vmap``."""
+    """Independent seeds (runs), trained in parallel by ``jax.vmap`` in one compiled program."""
     seed: int = 0
-    """Base seed; seed ``i`` of the run uses ``fold_in(PRNGKey(seed), i)``."""
+    """Base PRNG seed; seed ``i`` of the run uses ``fold_in(PRNGKey(seed), i)``."""
     total_timesteps: int = 150_000
     """Env steps per seed (rounded up to whole log chunks)."""
     num_envs: int = 4
-    """Parallel envs per seed (the official code uses 1)."""
+    """Parallel env lanes per seed (the official code: 1); a seed's env steps count every lane."""
     # --- network (docs/algorithm.md §Cells, §Network wiring) ------------------------------------------------
     net_arch: tuple[int, ...] = (64, 64)
-    """Hidden width of every AD cell, bottom to top."""
+    """Hidden width (units) of every layer, bottom to top: ``--net-arch 128 96 96``."""
     num_heads: int = 4
-    """Heads H of the AttentionADCell."""
+    """Heads H of the AttentionADCell (the rank bound of its input-generated weight matrix)."""
     input_skip_connections: bool = True
+    """Feed the observation x_t to every layer above the first, too (docs/algorithm.md §Network wiring)."""
     recurrent_connections: bool = True
+    """Feed each layer its own context c^l_{t-1} from the previous env step (§Network wiring)."""
     forward_connections: bool = True
+    """Feed each layer the context c^{l+1}_{t-1} of the layer above from the previous env step (top-down)."""
     recurrent_weight: float = 1.0
+    """rho: scale of the recurrent context c^l_{t-1} in a layer's input (dimensionless)."""
     forward_weight: float = 1.0
+    """phi: scale of the top-down context c^{l+1}_{t-1} in a layer's input (dimensionless)."""
     context_size: int = 8
-    """Replayed steps before o_t; sequences have context_size + 1 observations (docs/algorithm.md §Replayed context)."""
+    """Replayed env steps before o_t; sequences have context_size + 1 observations.
+    docs/algorithm.md §Replayed context."""
     context_alpha: float = 1.0
-    """c_t = alpha*h_t + (1-alpha)*c_{t-1}; 1.0 in the shipped configs."""
+    """alpha of the context update c_t = alpha*h_t + (1-alpha)*c_{t-1}; 1.0 in the shipped configs."""
     context_source: Literal["replay", "stored"] = "replay"
-    """'replay' (official, docs/algorithm.md §Replayed context): unroll context_size+1 replayed obs from zeros every update. 'stored'
-    (cheaper, R2D2-style): the actor's context is stored in replay and an update unrolls only burn_in steps from it."""
+    """Update-time context: 'replay' re-unrolls context_size+1 replayed obs; 'stored' starts from stored ones.
+    'replay' (official, docs/algorithm.md §Replayed context): unroll context_size+1 replayed obs from zeros every
+    update. 'stored' (cheaper, R2D2-style): the actor's context is stored in replay and an update unrolls only
+    burn_in steps from it."""
     burn_in: int = 2
-    """Steps unrolled from the stored context before o_t (context_source='stored' only)."""
+    """Env steps unrolled from the stored context before o_t (context_source='stored' only)."""
     stored_context_dtype: Literal["float32", "bfloat16"] = "float32"
     """Storage dtype of stored contexts (bfloat16 halves their replay memory)."""
     matmul_dtype: Literal["float32", "bfloat16"] = "float32"
     """Mixed precision: 'bfloat16' runs the cells' matmuls in bf16 (parameters and the rest stay float32)."""
     cell: Literal["auto", "attention", "mlp", "arq"] = "auto"
-    """AD cell: 'auto' = 'arq' for algo arq, else 'attention' (docs/algorithm.md §Cells); 'mlp' = MlpADCell (§Cells)."""
+    """AD cell: 'auto' = 'arq' for algo arq, else 'attention'; 'mlp' = MlpADCell (docs/algorithm.md §Cells)."""
     average_predictions: bool = True
-    """Act on the mean Q of all layers (docs/algorithm.md §Acting); False = the last layer alone (per-layer eval: layer i alone)."""
+    """Act on the mean Q of all layers (docs/algorithm.md §Acting); False: on the last layer alone.
+    With False the per-layer evaluation runs layer i alone."""
     mlp_normalization: Literal["none", "lp", "scaled", "layer_norm"] = "none"
     """MlpADCell output normalisation (official default 'lp' caps |Q| at 1, so 'none' here)."""
     goodness: Literal["std", "rms", "msq", "mean", "variance"] = "std"
-    """ARQ readout Q = g(y_a) (docs/algorithm.md §ARQ); 'std' is ARQ's."""
+    """ARQ readout Q = g(y_a) of the action's activations (docs/algorithm.md §ARQ); 'std' is ARQ's."""
     action_encoding: Literal["onehot", "binary"] = "onehot"
     """ARQ action conditioning: one-hot (discrete envs) or +-1 bits (bang-bang actions)."""
     num_quantiles: int = 10
-    """N quantiles per action (ad-qrdqn, qrdqn; paper train.py: 10)."""
+    """Quantiles N per action (ad-qrdqn, qrdqn; paper train.py: 10)."""
     qr_loss: Literal["as_published", "as_published_huber", "quantile_huber"] = "as_published"
     """Quirk Q4: 'as_published' = u^2 (expectile-style, the official code); 'quantile_huber' = QR-DQN, kappa 1."""
     # --- continuous-action actor-critic: ddpg, ndpg (docs/algorithm.md §Neuron-local DDPG) ------------------
     actor_learning_rate: float = 1e-4
-    """Actor step size (ddpg, ndpg); learning_rate is the critic's."""
+    """Actor Adam step size per update (ddpg, ndpg); learning_rate is the critic's."""
     exploration_noise: float = 0.1
-    """Std of the Gaussian noise added to the actions while collecting data (ddpg; ndpg's output neurons)."""
+    """Std of the Gaussian noise on the actions (in [-1, 1] units) while collecting data (ddpg, ndpg)."""
     node_noise: float = 0.1
-    """ndpg: std of the per-neuron perturbation of hidden pre-activations while collecting data (node
-    perturbation: makes each neuron's critic action weight identifiable, docs/algorithm.md §Neuron-local DDPG)."""
+    """ndpg: std of the per-neuron noise on hidden pre-activations while collecting data.
+    Node perturbation: makes each neuron's critic action weight identifiable (docs/algorithm.md §Neuron-local
+    DDPG)."""
     ndpg_critic: Literal["linear", "compatible"] = "linear"
-    """ndpg per-neuron critic: 'linear' = the draft's Q^n = th_v.v + th_a.a (constant dQ/da, faithful to §Neuron-local DDPG);
-    'compatible' = the state-dependent DPG-compatible critic of §Neuron-local DDPG."""
+    """ndpg per-neuron critic: 'linear' Q^n = th_v.v + th_a.a (the draft's); 'compatible' (state-dependent).
+    'linear' has a constant dQ/da, faithful to §Neuron-local DDPG; 'compatible' is the DPG-compatible critic of
+    §Neuron-local DDPG."""
     # --- DeepMind Control (MJX, docs/algorithm.md §DeepMind Control) ----------------------------------------
     action_repeat: int = 1
     """DMC: control steps per env step (1 = the paper: no action repeat)."""
     fixed_env_reset_key: bool = False
-    """Q7: DMC initial states from one fixed stream (random=1) for every run and env (faithful: True; False
-    derives them from the agent's seed)."""
+    """Q7: DMC initial states from one fixed stream (random=1) for every run (faithful: True).
+    False derives them from the agent's seed."""
     max_discrete_actions: int = 256
-    """DMC: refuse bang-bang action sets larger than this (quadruped: 2^12 = 4096)."""
+    """DMC: refuse bang-bang action sets larger than this many actions (quadruped: 2^12 = 4096)."""
     torso: Literal["auto", "mlp", "minatar-conv"] = "auto"
     """dqn/qrdqn network: 'auto' = the MinAtar paper's conv net on MinAtar, else an MLP of net_arch."""
     # --- optimisation (docs/algorithm.md §Optimisation) -----------------------------------------------------
     learning_rate: float = 1e-3
+    """Adam step size per update, every layer (the critic's for ddpg/ndpg); sweepable."""
     adam_b1: float = 0.9
+    """Adam beta1: decay of the gradient mean, per update."""
     adam_b2: float = 0.99
+    """Adam beta2: decay of the squared-gradient mean, per update."""
     adam_eps: float = 1e-8
+    """Adam epsilon added to the root of the squared-gradient mean (gradient units)."""
     max_grad_norm: float = 1.0
-    """Per-layer global-norm gradient clip."""
+    """Per-layer global-norm gradient clip (gradient L2 norm)."""
     lr_schedule: Literal["constant", "linear"] = "constant"
-    """'constant' (the official code); 'linear': the learning rate decays linearly from learning_rate to 0
-    over the run's updates (``total_updates``), as in PureJaxRL's LR_LINEAR_DECAY (not ndpg)."""
+    """'constant' (the official code) or 'linear': decay from learning_rate to 0 over the run's updates.
+    'linear' follows PureJaxRL's LR_LINEAR_DECAY over ``total_updates`` (not ndpg)."""
     gamma: float = 0.99
+    """Discount factor per env step, in [0, 1]."""
     double_q: bool = True
+    """Double Q-learning target: the online net picks a*, the target net values it (False: max of the target)."""
     td_loss: Literal["mse", "huber"] = "mse"
     """Quirk Q5: shipped configs use MSE without 1/2 (faithful); 'huber' is optax Huber, delta 1."""
     buffer_size: int = 100_000
     """Replay capacity in transitions per seed (capped at total_timesteps: it never wraps then)."""
     batch_size: int = 64
-    """Sequences per update."""
+    """Replayed sequences per update."""
     learning_starts: int = 5_000
-    """Env steps of random warm-up before the first update; epsilon decays from here."""
+    """Env steps per seed of random warm-up before the first update; epsilon decays from here."""
     train_frequency: int = 4
-    """Env steps per update (a multiple of num_envs)."""
+    """Env steps per seed between updates (a multiple of num_envs)."""
     target_update_interval: int = 200
-    """Env steps between target copies (a multiple of train_frequency)."""
+    """Env steps per seed between target updates (a multiple of train_frequency)."""
     tau: float = 1.0
-    """Target mix at each copy; 1.0 is the hard copy of the official code."""
+    """Target mix at each target update, in [0, 1]; 1.0 is the hard copy of the official code."""
     # --- exploration (docs/algorithm.md §Exploration) -------------------------------------------------------
     epsilon_start: float = 1.0
+    """Probability of a random action during the warm-up and at the start of the decay."""
     epsilon_end: float = 0.05
+    """Probability of a random action after the decay."""
     exploration_fraction: float = 0.2
-    """Epsilon decays linearly over exploration_fraction * total_timesteps env steps after learning_starts."""
+    """Fraction of total_timesteps over which epsilon decays linearly, starting at learning_starts."""
     # --- quirks of the official code (docs/algorithm.md §Quirks) --------------------------------------------
     truncation_starts_episode: bool = True
     """Q1: a truncated episode starts a new one in replayed sequences (faithful: False)."""
@@ -147,44 +188,45 @@ class Config:
     shared_init_key: bool = True
     """Q6: every layer initialised from the same PRNG key (faithful: True)."""
     sticky_action_prob: float | None = None
-    """Q10: None = suite default (MinAtar 0.1, as original MinAtar; classic 0)."""
+    """Q10: probability that the env repeats the previous action; None = suite default (MinAtar 0.1, classic 0)."""
     minatar_time_limit: Literal["original", "gymnax"] = "original"
     """Q11: 'original' = no time limit, Freeway terminates at 2500 (faithful); 'gymnax' truncates."""
     # --- evaluation and logging (docs/algorithm.md §Evaluation) ---------------------------------------------
     eval_interval: int = 20_000
-    """Env steps between per-layer evaluations (also at step 0 and at the end); 0 disables."""
+    """Env steps per seed between per-layer evaluations (also at step 0 and at the end); 0 disables."""
     num_eval_episodes: int = 10
+    """Episodes per seed and per evaluated policy at every evaluation."""
     eval_epsilon: float = 0.05
+    """Probability of a random action in evaluation episodes."""
     eval_max_steps: int = 10_000
     """Cap on the length of one evaluation episode (env steps)."""
     log_interval: int = 5_000
-    """Env steps per compiled chunk: one metrics row per seed per chunk."""
+    """Env steps per seed per compiled chunk: one metrics row per seed per chunk."""
     return_window: int = 100
-    """Training return = mean of the last return_window finished episodes."""
+    """Training return = mean of the last return_window finished episodes (episodes)."""
     out: str | None = None
     """Output directory; default runs/<env>-<algo>-<timestamp>/."""
     # --- run control: checkpoints, interruption, faults, devices (may change on --resume) -------------------
     checkpoint_interval: int = 50_000
-    """Env steps between checkpoints (at the first chunk boundary past each multiple); 0 = only when stopped early."""
+    """Env steps per seed between checkpoints (at the next chunk boundary); 0 = only when stopped early."""
     keep_checkpoints: int = 2
-    """Newest checkpoints kept in <out>/checkpoints/."""
+    """Newest checkpoints kept in <out>/checkpoints/ (count)."""
     checkpoint_replay: bool = True
     """Include the replay buffer (exact resume); False = much smaller checkpoints, the buffer is refilled on resume."""
     stop_after_steps: int | None = None
-    """Stop as if interrupted once this many env steps per seed are done (checkpoint + partial outputs, exit 3);
-    with seed waves counted over the waves (wave w at env step s has done w * total_timesteps + s)."""
+    """Stop as if interrupted after this many env steps per seed (checkpoint + partial outputs, exit 3).
+    With seed waves counted over the waves (wave w at env step s has done w * total_timesteps + s)."""
     on_nonfinite: Literal["stop", "drop-seed"] = "stop"
     """NaN/Inf in a layer's loss or parameters: 'stop' the run (exit 4, last good checkpoint kept) or 'drop-seed'."""
     inject_nan: tuple[int, int] | None = None
-    """Testing: (seed, env_steps) sets that seed's layer-1 parameters to NaN after the chunk reaching env_steps."""
+    """Testing: SEED ENV_STEPS sets that seed's layer-1 parameters to NaN after the chunk reaching ENV_STEPS."""
     num_devices: int | None = None
     """Shard the seeds over the first num_devices devices (default: every device JAX sees)."""
     distributed: bool = False
     """Call jax.distributed.initialize() first (multi-host launches: TPU pod slices, SLURM)."""
     seeds_per_wave: int | Literal["auto"] | None = None
-    """Seed waves: train this many runs (seeds x sweep configs) at once, wave after wave, with one compiled
-    program and one run directory; 'auto' = the most that fit the device; None = all at once. A run's results
-    do not depend on it."""
+    """Runs (seeds x sweep configs) trained at once, wave after wave; 'auto' = as many as fit; None = all.
+    One compiled program and one run directory for all waves; a run's results do not depend on it."""
     memory_budget_gb: float | None = None
     """Plan against this many GiB per device instead of what the device reports (shared machines)."""
     tensorboard: bool = False
@@ -280,6 +322,8 @@ class Config:
     @property
     def target_update_period(self) -> int:
         """Updates between target copies (:func:`purejax_ad.hyperparams.target_update_period`)."""
+        from purejax_ad.hyperparams import target_update_period  # imports jax: not at import time (fast --help)
+
         return int(target_update_period(self.target_update_interval, self.train_frequency))
 
 

@@ -46,6 +46,13 @@ class HostRecord:
     wave_size: int | None = None
     version: int = HOST_RECORD_VERSION
 
+    def training_rates(self, config) -> tuple[float, float]:
+        """``(per seed, aggregate)`` env steps per second of training so far: a seed's env steps done (every
+        wave's) per second of ``train_s`` (warm-up and chunks; evaluations and checkpoints excluded), and that
+        times the runs trained at once, ``min(wave_size, runs)`` (``summary.json``'s ``env_steps_per_s``)."""
+        per_seed = (self.wave * config.effective_total_timesteps + self.env_steps) / max(self.train_s, 1e-9)
+        return per_seed, per_seed * min(self.wave_size or 1, config.num_configs * config.num_seeds)
+
     def to_json(self) -> dict:
         """The JSON-ready dict saved in a checkpoint (the same objects, not copies)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

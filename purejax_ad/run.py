@@ -9,9 +9,9 @@ are traced values in its state. Every compiled function takes the run-stacked st
 
 A run stops early, keeping a checkpoint and valid partial outputs, on SIGINT / SIGTERM or at
 ``stop_after_steps``; a non-finite loss or parameter stops it too (or drops the seed), keeping the
-last good checkpoint. ``run(config, resume=True)`` continues from the newest checkpoint of
-``config.out``; with the replay buffer in the checkpoint the result is bit-identical to an
-uninterrupted run on the same device(s).
+last good checkpoint; a signal while compiling stops it before anything is written (``Stopped``).
+``run(config, resume=True)`` continues from the newest checkpoint of ``config.out``; with the replay
+buffer in the checkpoint the result is bit-identical to an uninterrupted run on the same device(s).
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from purejax_ad import distributed
+from purejax_ad import compile_times, distributed
 from purejax_ad.checkpoint import Checkpointer
 from purejax_ad.checks import check
 from purejax_ad.config import Config, ConfigError
-from purejax_ad.control import EXIT_BAD_INPUT, EXIT_NONFINITE, EXIT_OK, EXIT_STOPPED, StopSignals, default_run_dir
+from purejax_ad.control import (EXIT_BAD_INPUT, EXIT_NONFINITE, EXIT_OK, EXIT_STOPPED, Stopped, StopSignals,
+                                default_run_dir)
 from purejax_ad.divergence import ValueWatch
 from purejax_ad.envs import make_config_env
 from purejax_ad.host_record import REPLAY_LAYOUT, HostRecord
@@ -41,7 +42,7 @@ from purejax_ad.program import make_program
 from purejax_ad.rundir import restart_note
 from purejax_ad.seeds import eval_keys, num_waves, run_hyperparams, run_keys, seed_keys, wave_runs
 from purejax_ad.sharding import SEED_AXIS, padded_num_seeds, per_device_vmap, seed_sharding, to_host
-from purejax_ad.summary import resume_command, run_name, run_summary
+from purejax_ad.summary import device_description, resume_command, run_name, run_summary
 from purejax_ad.trackers import open_trackers
 from purejax_ad.trained import write_params
 
@@ -78,7 +79,14 @@ def run(config: Config, progress: bool = True, resume: bool = False, dry_run: bo
     Raises:
       purejax_ad.config.ConfigError: invalid config or output directory, a checkpoint this version cannot
         resume, or a run that does not fit the device (nothing compiled or written).
+      purejax_ad.control.Stopped: SIGINT / SIGTERM while compiling (``str()``: the signal's name); raised
+        once the XLA compile under way returns, before anything is written (the output directory is as it was).
     """
+    with StopSignals() as signals:  # from here on a signal stops the run cleanly
+        return _run(config, progress, resume, dry_run, signals)
+
+
+def _run(config: Config, progress: bool, resume: bool, dry_run: bool, signals: StopSignals) -> dict | None:
     out = Path(config.out) if config.out else default_out_dir(config)
     check(config, None if dry_run else out, resume)
     restart = None if dry_run else restart_note(out, resume)  # a run dir without checkpoint starts afresh
@@ -93,11 +101,16 @@ def run(config: Config, progress: bool = True, resume: bool = False, dry_run: bo
     saved = _saved_host_record(config, out) if resume else None
     if saved is not None and saved.wave_size is not None:  # resume keeps the checkpoint's waves
         config = dataclasses.replace(config, seeds_per_wave=saved.wave_size)
-    W, compiled, state_shape, plan = _prepare(config, program, sharding, dry_run)
+    W, compiled, state_shape, plan = _prepare(config, program, sharding, dry_run, signals)
     compile_s = time.perf_counter() - t0
+    if jax.process_index() == 0:
+        compile_times.record(device_description(sharding.mesh.size), compile_times.program_key(config), compile_s)
     if dry_run:
-        print(format_plan(with_flops(plan, config, program, sharding), config))
+        plan = with_flops(plan, config, program, sharding)
+        _raise_if_stopped(signals)
+        print(format_plan(plan, config))
         return None
+    _raise_if_stopped(signals)
     if jax.process_index() == 0:
         _announce(config, plan, W, sharding.mesh.size)
     trackers = open_trackers(config, out, resume) if jax.process_index() == 0 else None  # before any file
@@ -109,7 +122,7 @@ def run(config: Config, progress: bool = True, resume: bool = False, dry_run: bo
                        enabled=jax.process_index() == 0, num_configs=config.num_configs, trackers=trackers)
     if not resume:
         writer.write_json("config.json", config_record(config))
-    stop_reason, faults = _loop(config, compiled, state, has_replay, host, writer, ckpt, sharding, progress)
+    stop_reason, faults = _loop(config, compiled, state, has_replay, host, writer, ckpt, sharding, progress, signals)
     ckpt.close()
     return _finish(config, host, stop_reason, faults, compile_s, out, ckpt.latest_step(), sharding.mesh.size, writer)
 
@@ -137,24 +150,30 @@ def _saved_host_record(config: Config, out: Path) -> HostRecord | None:
     return host
 
 
-def _prepare(config: Config, program, sharding, dry_run: bool = False):
+def _prepare(config: Config, program, sharding, dry_run: bool = False, signals: StopSignals | None = None):
     """Pick the wave size, refuse what cannot fit (before compiling when the states alone cannot), compile.
+
+    With ``signals`` (a run, not :func:`plan_run`) it first prints the "compiling ..." line with the
+    estimate of :mod:`purejax_ad.compile_times` (stderr, process 0).
 
     Returns ``(wave_size, compiled, state_shape, plan)``.
 
     Raises:
       purejax_ad.config.ConfigError: the run does not fit the device (one line: needs, has, how many fit).
+      purejax_ad.control.Stopped: ``signals`` received a signal (checked after each compiled program).
     """
     D = sharding.mesh.size
     wave = _wave_size(config, program, D)
     plan = _plan_for(config, program, D, wave)
     if not plan.fits and not dry_run:  # the states alone do not fit: refuse in seconds, nothing compiled
         raise ConfigError(refusal(plan))
+    if signals is not None and jax.process_index() == 0:
+        print(compile_times.compiling_line(config, wave, device_description(D)), file=sys.stderr, flush=True)
     for attempt in range(3):
         runs = wave_runs(config, 0, wave)
         keys = distributed.device_put(run_keys(config, runs), sharding)
         hyper = jax.device_put(run_hyperparams(config, runs), sharding)
-        compiled, state_shape = _compile(program, keys, hyper, sharding)
+        compiled, state_shape = _compile(program, keys, hyper, sharding, signals)
         plan = _plan_for(config, program, D, wave, compiled)
         if plan.fits or config.seeds_per_wave != "auto" or wave == D:
             break
@@ -164,10 +183,14 @@ def _prepare(config: Config, program, sharding, dry_run: bool = False):
     return wave, compiled, state_shape, plan
 
 
-def _compile(program, keys, hyper, sharding) -> tuple:
+def _compile(program, keys, hyper, sharding, signals: StopSignals | None = None) -> tuple:
     """The four programs, seeds vmapped and sharded, compiled ahead of time for the shapes of ``keys``.
 
     Returns ``({"init" | "warmup" | "chunk" | "evaluate": compiled}, the run-stacked state's shapes)``.
+
+    Raises:
+      purejax_ad.control.Stopped: ``signals`` received a signal (checked after each program: an XLA compile
+        cannot be interrupted, the signal handler runs during it and only records the signal).
     """
     state_shape = jax.eval_shape(jax.vmap(program.init), keys, hyper)
     eval_base = jax.eval_shape(jax.vmap(lambda k: jax.random.fold_in(k, 0x5EED)), keys)
@@ -177,7 +200,14 @@ def _compile(program, keys, hyper, sharding) -> tuple:
                                    ("chunk", program.train_chunk, (state_shape,), 0),
                                    ("evaluate", program.evaluate, (state_shape, eval_base), ())]:
         compiled[name] = jax.jit(per_device_vmap(fn, sharding, len(args)), donate_argnums=donate).lower(*args).compile()
+        _raise_if_stopped(signals)
     return compiled, state_shape
+
+
+def _raise_if_stopped(signals: StopSignals | None) -> None:
+    """Raise :class:`purejax_ad.control.Stopped` if ``signals`` received a signal (before anything is written)."""
+    if signals is not None and signals.received:
+        raise Stopped(signals.received)
 
 
 def _wave_size(config: Config, program, num_devices: int) -> int:
@@ -242,11 +272,12 @@ def _init_or_restore(config: Config, out: Path, ckpt: Checkpointer, state_shape,
 
 
 def _loop(config: Config, compiled: dict, state, has_replay: bool, host: HostRecord, writer: RunWriter,
-          ckpt: Checkpointer, sharding, progress: bool):
-    """Train wave after wave (from ``host.wave``) until all are done or the run stops.
+          ckpt: Checkpointer, sharding, progress: bool, signals: StopSignals):
+    """Train wave after wave (from ``host.wave``) until all are done or the run stops (``signals``).
 
     ``state`` is the restored state of the current wave (``None``: start the wave afresh); without
     ``has_replay`` its empty buffer is refilled first. Returns ``(stop_reason, faults)``: see :func:`_train_wave`.
+    The progress bar counts env steps per seed (every wave's) and shows :meth:`HostRecord.training_rates`.
     """
     init, warmup, chunk, evaluate = (compiled[k] for k in ("init", "warmup", "chunk", "evaluate"))
     W = host.wave_size
@@ -256,26 +287,27 @@ def _loop(config: Config, compiled: dict, state, has_replay: bool, host: HostRec
     if state is not None and host.env_steps >= total:  # resumed from a wave's final checkpoint: that wave is done
         host.wave += 1
         host.env_steps, host.n_evals, state = 0, 0, None
-    bar = tqdm(total=total * n_waves, initial=host.wave * total + host.env_steps, unit="step",
+    waves = f", {n_waves} waves" if n_waves > 1 else ""
+    bar = tqdm(total=total * n_waves, initial=host.wave * total + host.env_steps,
                disable=not (progress and jax.process_index() == 0), desc=f"{config.algo} {config.env}",
-               dynamic_ncols=True)
-    with StopSignals() as signals:
-        while host.wave < n_waves and stop_reason is None:
-            runs = wave_runs(config, host.wave, W)
-            keys = distributed.device_put(run_keys(config, runs), sharding)
-            hyper = jax.device_put(run_hyperparams(config, runs), sharding)
-            if state is not None and not has_replay:  # refill an empty buffer; its env steps are not counted
-                counters = (state.env_steps, state.recent_returns, state.num_episodes)  # kept: warmup donates
-                counters = jax.tree.map(lambda x: jax.device_put(np.asarray(x), sharding), counters)
-                state = warmup(state._replace(buffer_state=init(keys, hyper).buffer_state))
-                state = state._replace(env_steps=counters[0], recent_returns=counters[1], num_episodes=counters[2])
-            programs = (init, warmup, chunk, evaluate)
-            state, stop_reason, faults = _train_wave(config, programs, state, keys, hyper, runs, host, writer, ckpt,
-                                                     signals, bar, sharding)
-            if stop_reason is None:
-                host.wave += 1
-                host.env_steps, host.n_evals, state = 0, 0, None
-        bar.close()
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} env steps per seed" + waves
+                          + " [{elapsed}<{remaining}{postfix}]", dynamic_ncols=True)
+    while host.wave < n_waves and stop_reason is None:
+        runs = wave_runs(config, host.wave, W)
+        keys = distributed.device_put(run_keys(config, runs), sharding)
+        hyper = jax.device_put(run_hyperparams(config, runs), sharding)
+        if state is not None and not has_replay:  # refill an empty buffer; its env steps are not counted
+            counters = (state.env_steps, state.recent_returns, state.num_episodes)  # kept: warmup donates
+            counters = jax.tree.map(lambda x: jax.device_put(np.asarray(x), sharding), counters)
+            state = warmup(state._replace(buffer_state=init(keys, hyper).buffer_state))
+            state = state._replace(env_steps=counters[0], recent_returns=counters[1], num_episodes=counters[2])
+        programs = (init, warmup, chunk, evaluate)
+        state, stop_reason, faults = _train_wave(config, programs, state, keys, hyper, runs, host, writer, ckpt,
+                                                 signals, bar, sharding)
+        if stop_reason is None:
+            host.wave += 1
+            host.env_steps, host.n_evals, state = 0, 0, None
+    bar.close()
     return stop_reason, faults
 
 
@@ -337,7 +369,9 @@ def _train_wave(config, programs, state, keys, hyper, runs, host, writer, ckpt, 
             do_eval(state, steps)
         ret = mean_and_se([row["episodic_return"] for row in rows if str(row["config"] * config.num_seeds
                                                                            + row["seed"]) not in host.diverged])[0]
-        bar.set_postfix(sps=f"{steps * len(runs) / max(host.train_s, 1e-9):,.0f}", ret=f"{ret:.1f}")
+        per_seed, aggregate = host.training_rates(config)
+        bar.set_postfix_str(f"{per_seed:,.0f} env steps/s per seed, {aggregate:,.0f} aggregate "
+                            f"({min(host.wave_size, R)} runs); return {ret:.1f}")
         bar.update(steps - prev)
         if steps >= total:
             break

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import sys
 
-if __name__ == "__main__":  # --distributed: before the imports below (gymnax creates arrays; then JAX refuses)
+if __name__ == "__main__" and not {"-h", "--help"} & set(sys.argv[1:]):
+    # --distributed: before the imports below (gymnax creates arrays; then JAX refuses); --help needs no JAX
     from purejax_ad.distributed import initialize_from_argv
 
     initialize_from_argv(sys.argv[1:])
