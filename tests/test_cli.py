@@ -125,3 +125,80 @@ def test_classic_fast_learns_cartpole(tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["final_return_mean"] > 100, summary
+
+
+def _help_text(*args: str) -> str:
+    """``python -m purejax_ad.train ARGS --help`` as an 80-column terminal shows it (one column of boxes)."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "purejax_ad.train", *args, "--help"], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "COLUMNS": "80"})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_help_gives_every_flag_a_line_of_help_in_sections():
+    """Item 5 of issue 17: every flag listed with help of its own, --resume / --dry-run too, the documented usage line."""
+    import dataclasses
+    import re
+
+    from purejax_ad.config import HELP_SECTIONS, Config
+
+    text = _help_text()
+    assert text.startswith("usage: python -m purejax_ad.train")
+    assert "DeepMind Control" in text and "dqn" in text and "picks the defaults" in text
+    rows = [line.strip("│ ").rstrip("│ ") for line in text.splitlines() if line.startswith("│")]
+    entries, current = {}, None
+    for row in rows:  # a flag's entry: its row and the wrapped rows under it
+        m = re.match(r"(--[a-z0-9-]+)", row)
+        if m:
+            current = m.group(1)
+            entries[current] = row[len(current):]
+        elif current is not None:
+            entries[current] += " " + row
+    flags = {"--" + f.name.replace("_", "-") for f in dataclasses.fields(Config) if f.name != "sweep"}
+    assert flags | {"--resume", "--dry-run"} <= set(entries), sorted(flags - set(entries))
+    for flag in flags | {"--resume", "--dry-run"}:
+        words = re.sub(r"\(default: [^)]*\)", "", entries[flag]).split()[1:]  # drop the metavar
+        assert len(words) >= 3 and not any(set(w) <= set("-─") for w in words), (flag, entries[flag])
+    # Sections: every flag in exactly one, and each section shown as a titled box.
+    listed = [name for names in HELP_SECTIONS.values() for name in names]
+    assert sorted(listed) == sorted(f.name for f in dataclasses.fields(Config) if f.name != "sweep")
+    for title in HELP_SECTIONS:
+        assert f"─ {title.replace('_', '-')} options ─" in text
+
+
+def test_help_imports_no_jax():
+    """``--help`` stays fast: parsing it imports nothing that imports JAX."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom purejax_ad.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('jax' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip().splitlines()[-1] == "False", proc.stderr[-2000:]
+
+
+def test_sigint_during_compilation_exits_3_in_one_line(tmp_path):
+    """Item 6 of issue 17: Ctrl-C while XLA compiles stops with exit 3, one line, nothing written."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "purejax_ad.train", *TINY, "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    line = proc.stderr.readline()
+    while line and not line.startswith("compiling "):
+        line = proc.stderr.readline()
+    assert "first time on this device: no estimate" in line, line
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 3, stderr
+    lines = [x for x in stderr.splitlines() if x.strip()]
+    assert lines == ["stopped (SIGINT) during compilation; nothing was trained or written"], lines
+    assert not out.exists()
