@@ -115,7 +115,8 @@ def validate(config: Config) -> list[str]:
         if not (c.exploration_noise >= 0 and c.node_noise >= 0):
             problems.append("exploration_noise and node_noise must be >= 0")
         if not spec.linear_lr_schedule and c.lr_schedule != "constant":
-            problems.append(f"lr_schedule 'linear' is not implemented for {c.algo}")
+            problems.append(f"lr_schedule 'linear' is not implemented for {c.algo} (pass --lr-schedule constant"
+                            + (f"; preset {c.preset} sets 'linear'" if c.preset else "") + ")")
     return problems
 
 

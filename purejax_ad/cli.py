@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                                              "env_steps_per_s")}))
     if summary["num_configs"] > 1:
         for c in summary["configs"]:
-            values = ", ".join(f"{k}={v}" for k, v in c.items() if k in dict(config.sweep))
+            values = ", ".join(f"{k}={v:g}" for k, v in c.items() if k in dict(config.sweep))
             print(f"config {c['config']} ({values}): final return {c['final_return_mean']:.2f} "
                   f"± {c['final_return_se']:.2f}")
     out = summary["out_dir"]
