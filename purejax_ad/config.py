@@ -47,7 +47,11 @@ HELP_SECTIONS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class Config:
-    """One training run (defaults = the ``classic-fast`` preset). Units: env steps are per seed (summed over that seed's ``num_envs``).
+    """One training run. Units: env steps are per seed (summed over that seed's ``num_envs``).
+
+    The defaults are the small CPU base that ``classic-fast`` (the CLI's default preset, which changes the
+    learning rate, its schedule, ``epsilon_end`` and the run length), ``classic-dqn`` and ``dmc-fast`` start
+    from (:mod:`purejax_ad.presets`); ``preset_config(name, **overrides)`` builds a preset's config.
 
     The first line of a field's docstring is its ``--help`` line (with its unit); the section it is listed
     in is :data:`HELP_SECTIONS`.
@@ -60,8 +64,8 @@ class Config:
     algo: str = "ad-dqn"
     """Algorithm: a row of :data:`purejax_ad.algos.ALGO_SPECS` (README "Methods").
     ad-dqn, ad-qrdqn, arq, ad-backprop, dqn, qrdqn; continuous actions: ndpg, ddpg."""
-    preset: str = "classic-fast"
-    """Name of the preset the values started from (recorded in outputs)."""
+    preset: str = "none"
+    """Name of the preset the values started from (recorded in outputs); ``none``: this class's defaults."""
     num_seeds: int = 4
     """Independent seeds (runs), trained in parallel by ``jax.vmap`` in one compiled program."""
     seed: int = 0
