@@ -30,6 +30,11 @@ from pathlib import Path
 if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):  # before mujoco is imported: headless GL
     os.environ["MUJOCO_GL"] = "egl"
 
+if __name__ == "__main__":  # one CPU device per core, as training used (before JAX starts)
+    from purejax_ad.cpu_cores import use_cpu_cores
+
+    use_cpu_cores()
+
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -43,7 +48,7 @@ from purejax_ad.host_record import HostRecord  # noqa: E402
 from purejax_ad.outputs import mean_and_se  # noqa: E402
 from purejax_ad.program import make_program  # noqa: E402
 from purejax_ad.seeds import eval_keys, run_hyperparams, run_keys, wave_runs  # noqa: E402
-from purejax_ad.sharding import per_device_vmap, seed_sharding  # noqa: E402
+from purejax_ad.sharding import default_num_devices, per_device_vmap, seed_sharding  # noqa: E402
 from purejax_ad.trained import params_file, params_from_entry, params_template, read_params_file  # noqa: E402
 
 
@@ -133,6 +138,20 @@ def _final_groups(config, agent, run_dir: Path) -> list[Group] | None:
     return groups
 
 
+def _trained_num_devices(config, run_dir: Path) -> int | None:
+    """The devices training sharded the runs over: ``--num-devices``, else ``summary.json``'s ``num_devices``,
+    else what training would pick on this host (:func:`purejax_ad.sharding.default_num_devices`)."""
+    if config.num_devices is not None:
+        return config.num_devices
+    try:
+        recorded = json.loads((run_dir / "summary.json").read_text()).get("num_devices")
+    except (OSError, ValueError):
+        recorded = None
+    if isinstance(recorded, int) and recorded >= 1:
+        return recorded
+    return default_num_devices(None, config.num_seeds * config.num_configs)
+
+
 def _sharding(config, size: int):
     """The run axis over the devices training used, when they divide the group (else one device)."""
     n = config.num_devices or jax.device_count()
@@ -173,6 +192,7 @@ def evaluate_run(run_dir: str | os.PathLike, checkpoint: int | None = None, epis
     config = dataclasses.replace(config, **{k: v for k, v in [("num_eval_episodes", episodes),
                                                                 ("eval_epsilon", epsilon),
                                                                 ("eval_max_steps", max_steps)] if v is not None})
+    config = dataclasses.replace(config, num_devices=_trained_num_devices(config, run_dir))
     env = make_config_env(config)
     program = make_program(config, env)
     groups = None if checkpoint is not None else _final_groups(config, program.agent, run_dir)

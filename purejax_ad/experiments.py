@@ -352,4 +352,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from purejax_ad.cpu_cores import use_cpu_cores
+
+    use_cpu_cores()  # one CPU device per core, before anything starts JAX
     sys.exit(main())

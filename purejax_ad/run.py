@@ -41,7 +41,7 @@ from purejax_ad.plan import (Plan, compiled_flops, device_memory, format_plan, m
 from purejax_ad.program import make_program
 from purejax_ad.rundir import restart_note
 from purejax_ad.seeds import eval_keys, num_waves, run_hyperparams, run_keys, seed_keys, wave_runs
-from purejax_ad.sharding import SEED_AXIS, padded_num_seeds, per_device_vmap, seed_sharding, to_host
+from purejax_ad.sharding import SEED_AXIS, default_num_devices, padded_num_seeds, per_device_vmap, seed_sharding, to_host
 from purejax_ad.summary import device_description, resume_command, run_name, run_summary
 from purejax_ad.trackers import open_trackers
 from purejax_ad.trained import write_params
@@ -96,7 +96,7 @@ def _run(config: Config, progress: bool, resume: bool, dry_run: bool, signals: S
     if restart is not None and jax.process_index() == 0:
         print(restart, file=sys.stderr)
     program = make_program(config, make_config_env(config))
-    sharding = seed_sharding(config.num_devices)
+    sharding = seed_sharding(default_num_devices(config.num_devices, config.num_seeds * config.num_configs))
     t0 = time.perf_counter()
     saved = _saved_host_record(config, out) if resume else None
     if saved is not None and saved.wave_size is not None:  # resume keeps the checkpoint's waves
@@ -435,7 +435,7 @@ def plan_run(config: Config, flops: bool = True) -> Plan:
       flops: also compile one env step and one update for their FLOPs and measure the matmul rate.
     """
     program = make_program(config, make_config_env(config))
-    sharding = seed_sharding(config.num_devices)
+    sharding = seed_sharding(default_num_devices(config.num_devices, config.num_seeds * config.num_configs))
     plan = _prepare(config, program, sharding, dry_run=True)[3]
     return with_flops(plan, config, program, sharding) if flops else plan
 

@@ -23,6 +23,18 @@ def padded_num_seeds(num_seeds: int, num_devices: int) -> int:
     return math.ceil(num_seeds / num_devices) * num_devices
 
 
+def default_num_devices(num_devices: int | None, num_runs: int) -> int | None:
+    """The devices a run is sharded over when ``--num-devices`` is not given.
+
+    On a single-process CPU host (one XLA device per core, :mod:`purejax_ad.cpu_cores`) a run uses at most
+    ``num_runs`` devices, so 4 seeds on a 16-core host do not pad to 16; everywhere else, every device
+    (``None``). An explicit ``num_devices`` is returned unchanged.
+    """
+    if num_devices is not None or jax.process_count() > 1 or jax.default_backend() != "cpu":
+        return num_devices
+    return max(1, num_runs) if jax.device_count() > num_runs else None
+
+
 def seed_sharding(num_devices: int | None = None) -> NamedSharding:
     """Shards a leading seed axis over a 1-D mesh of the first ``num_devices`` devices (default: all, all hosts).
 

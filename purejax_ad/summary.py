@@ -118,6 +118,7 @@ def run_summary(config: Config, host: HostRecord, stop_reason: str | None, fault
                             / max(host.train_s, 1e-9)),
         "waves": {"runs_per_wave": host.wave_size, "num_waves": waves, "completed": host.wave},
         "device": device_description(num_devices),
+        "num_devices": num_devices,
         "quirks": config_record(config)["quirks"],
         "context_source": config.context_source,
         "resumed_at": host.resumed_at,

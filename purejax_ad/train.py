@@ -8,7 +8,11 @@ from __future__ import annotations
 import sys
 
 if __name__ == "__main__" and not {"-h", "--help"} & set(sys.argv[1:]):
-    # --distributed: before the imports below (gymnax creates arrays; then JAX refuses); --help needs no JAX
+    # one CPU device per core, and --distributed: before the imports below start JAX (gymnax creates arrays);
+    # --help needs no JAX
+    from purejax_ad.cpu_cores import use_cpu_cores
+
+    use_cpu_cores()
     from purejax_ad.distributed import initialize_from_argv
 
     initialize_from_argv(sys.argv[1:])
