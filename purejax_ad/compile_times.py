@@ -1,6 +1,7 @@
 """How long compiling took before on this device: the estimate in the CLI's "compiling ..." line.
 
-A small JSON history, ``$XDG_CACHE_HOME/purejax_ad/compile_times.json`` (default ``~/.cache/purejax_ad/``),
+A small JSON history, ``$XDG_CACHE_HOME/purejax_ad/compile_times.json`` (default ``~/.cache/purejax_ad/``;
+``$PUREJAX_AD_COMPILE_TIMES`` names another file),
 keeps one record per compile: the device (``"<device kind> x<device count>"``,
 :func:`purejax_ad.summary.device_description`), the program (:func:`program_key`: algorithm, env, cell,
 layers, context source) and the seconds it took. The estimate is the median of the newest
@@ -33,7 +34,11 @@ class Estimate(NamedTuple):
 
 
 def history_path() -> Path:
-    """``$XDG_CACHE_HOME/purejax_ad/compile_times.json`` (``XDG_CACHE_HOME`` defaults to ``~/.cache``)."""
+    """``$PUREJAX_AD_COMPILE_TIMES`` if set (the test suite points it at a temporary file, so that its tiny
+    programs do not enter a user's history), else ``$XDG_CACHE_HOME/purejax_ad/compile_times.json``
+    (``XDG_CACHE_HOME`` defaults to ``~/.cache``)."""
+    if os.environ.get("PUREJAX_AD_COMPILE_TIMES"):
+        return Path(os.environ["PUREJAX_AD_COMPILE_TIMES"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "purejax_ad" / "compile_times.json"
 

@@ -34,3 +34,11 @@ def test_an_unusable_history_gives_no_estimate_and_no_error(tmp_path):
     blocked.write_text("")
     compile_times.record("cpu x1", "p", 1.0, blocked / "times.json")  # parent is a file: silently skipped
     assert "no estimate" in compile_times.compiling_line(Config(), 1, "cpu x1", blocked / "times.json")
+
+
+def test_the_history_path_follows_purejax_ad_compile_times(monkeypatch, tmp_path):
+    monkeypatch.setenv("PUREJAX_AD_COMPILE_TIMES", str(tmp_path / "h.json"))
+    assert compile_times.history_path() == tmp_path / "h.json"
+    monkeypatch.delenv("PUREJAX_AD_COMPILE_TIMES")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert compile_times.history_path() == tmp_path / "cache" / "purejax_ad" / "compile_times.json"
