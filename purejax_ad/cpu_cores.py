@@ -4,8 +4,8 @@ XLA:CPU runs one device's program on about one core at the sizes this project tr
 network keeps a second core mostly idle), and JAX gives a CPU host a single device unless
 ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` is set before its backend starts. The command-line
 entry points (``python -m purejax_ad.train``, ``.evaluate``, ``.experiments``) call :func:`use_cpu_cores`
-first, so the run axis is sharded over one device per core (``purejax_ad.sharding``; on a CPU host a run uses
-at most as many devices as it has runs, see :func:`purejax_ad.sharding.default_num_devices`). Measured on 2
+first, so the run axis is sharded over one device per core (``purejax_ad.sharding``; with these automatic
+devices a run uses at most as many devices as it has runs, see :func:`purejax_ad.sharding.default_num_devices`). Measured on 2
 cores: the default job's aggregate env steps/s doubles (docs/results.md, "Using both CPU cores").
 
 Devices change float32 rounding (a device's vmap covers fewer seeds), so a run on 2 CPU devices is not bit
@@ -20,6 +20,8 @@ import os
 from collections.abc import MutableMapping
 
 FLAG = "--xla_force_host_platform_device_count"
+#: The device count :func:`use_cpu_cores` set in this process (``None``: it set none).
+auto_device_count: int | None = None
 
 
 def available_cores() -> int:
@@ -41,6 +43,9 @@ def use_cpu_cores(environ: MutableMapping[str, str] = os.environ, cores: int | N
     flags = environ.get("XLA_FLAGS", "")
     if FLAG in flags:
         return None
+    global auto_device_count
     cores = available_cores() if cores is None else cores
     environ["XLA_FLAGS"] = f"{flags} {FLAG}={cores}".strip()
+    if environ is os.environ:
+        auto_device_count = cores
     return cores

@@ -12,6 +12,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from purejax_ad import cpu_cores
 from purejax_ad.config import ConfigError
 
 #: Name of the mesh axis the seeds are sharded over.
@@ -26,11 +27,13 @@ def padded_num_seeds(num_seeds: int, num_devices: int) -> int:
 def default_num_devices(num_devices: int | None, num_runs: int) -> int | None:
     """The devices a run is sharded over when ``--num-devices`` is not given.
 
-    On a single-process CPU host (one XLA device per core, :mod:`purejax_ad.cpu_cores`) a run uses at most
-    ``num_runs`` devices, so 4 seeds on a 16-core host do not pad to 16; everywhere else, every device
-    (``None``). An explicit ``num_devices`` is returned unchanged.
+    With the CPU devices :func:`purejax_ad.cpu_cores.use_cpu_cores` made in this process (one per core) and one
+    process, a run uses at most ``num_runs`` of them, so 4 seeds on a 16-core host do not pad to 16; everywhere
+    else (GPUs, TPUs, a device count the user forced), every device (``None``). An explicit ``num_devices`` is
+    returned unchanged.
     """
-    if num_devices is not None or jax.process_count() > 1 or jax.default_backend() != "cpu":
+    if (num_devices is not None or cpu_cores.auto_device_count is None or jax.process_count() > 1
+            or jax.default_backend() != "cpu"):
         return num_devices
     return max(1, num_runs) if jax.device_count() > num_runs else None
 

@@ -6,7 +6,10 @@ reinforcement learning turns such a bit into a different action a few thousand s
 byte for byte (``tests/data/reference_<commit>/``) only reproduce on a host that rounds like the one that wrote
 them. :func:`numerics_fingerprint` names that rounding: it trains a small network with Adam (matmuls of the
 sizes the tests use, tanh, a softmax, mean and variance reductions, square roots, gradients) and hashes the
-final parameters' bytes. A rounding difference in any of these operations at any step changes the hash.
+final parameters' bytes. A rounding difference in any of these operations at any step changes the hash. The
+converse does not hold: hosts with one fingerprint can still round a larger program differently (seen: an AMD
+EPYC Zen 5 and an Intel Xeon host, ``tests/data/README.md``), so the fingerprint names files, and the reference
+tests fall back to running the reference commit's code whenever no recorded files match.
 """
 
 from __future__ import annotations

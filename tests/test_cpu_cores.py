@@ -30,6 +30,10 @@ def test_use_cpu_cores_keeps_a_count_already_given():
 
 
 DEFAULTS_ON_4_DEVICES = """
+import sys
+from purejax_ad.cpu_cores import use_cpu_cores
+if sys.argv[1] == "auto":
+    use_cpu_cores(cores=4)
 import jax
 from purejax_ad.sharding import default_num_devices
 assert jax.device_count() == 4
@@ -38,14 +42,21 @@ print([default_num_devices(None, 1), default_num_devices(None, 3), default_num_d
 """
 
 
-def test_a_cpu_run_uses_at_most_one_device_per_run():
-    """4 CPU devices: 1 or 3 runs take 1 or 3 devices (no padding runs on idle cores); 4 or more runs take every
-    device (None); an explicit --num-devices is kept."""
-    env = {**os.environ, "XLA_FLAGS": f"{FLAG}=4"}
-    proc = subprocess.run([sys.executable, "-c", DEFAULTS_ON_4_DEVICES], capture_output=True, text=True, env=env,
-                          timeout=300)
+def _defaults_on_4_devices(mode: str, environ: dict) -> list:
+    proc = subprocess.run([sys.executable, "-c", DEFAULTS_ON_4_DEVICES, mode], capture_output=True, text=True,
+                          env=environ, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1].replace("None", "null")) == [1, 3, None, None, 2, 4]
+    return json.loads(proc.stdout.strip().splitlines()[-1].replace("None", "null"))
+
+
+def test_a_cpu_run_uses_at_most_one_device_per_run():
+    """4 automatic CPU devices: 1 or 3 runs take 1 or 3 devices (no padding runs on idle cores); 4 or more runs
+    take every device (None); an explicit --num-devices is kept. 4 devices forced by the user's XLA_FLAGS: every
+    device, as on a GPU."""
+    unset = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    assert _defaults_on_4_devices("auto", unset) == [1, 3, None, None, 2, 4]
+    forced = {**os.environ, "XLA_FLAGS": f"{FLAG}=4"}
+    assert _defaults_on_4_devices("forced", forced) == [None, None, None, None, 2, 4]
 
 
 def test_the_command_line_spreads_the_seeds_over_the_cores(tmp_path):

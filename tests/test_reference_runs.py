@@ -2,8 +2,8 @@
 
 The files in ``tests/data/reference_<commit>/<host>/<name>/`` were written by ``python -m purejax_ad.train
 <args> --out DIR`` at that commit, with the arguments of :data:`RUNS`, on the host named by ``<host>``
-(``tests/data/README.md``). Float32 rounding depends on the host's CPU, so a run is compared with the files of a
-host that rounds like this one; a host with no files of its own runs the commit's code itself
+(``tests/data/README.md``). Float32 rounding depends on the host's CPU, so a run passes when it equals the files
+of any recorded host; a host that rounds like none of them runs the commit's code itself
 (:func:`train_at_commit`, from this clone's git history) and compares with that.
 
 * ``9a9c9aa`` stored both observations of every transition in full; the compact replay buffer must not
@@ -145,25 +145,23 @@ def train_at_commit(commit: str, args: list[str], out: Path, work: Path) -> int:
     return proc.returncode
 
 
-def reference_for_this_host(commit: str, name: str, record, work: Path) -> tuple[Path, str]:
-    """The directory of ``name``'s files recorded at ``commit`` on a host that rounds like this one, and how it
-    was found.
+def reference_run_here(commit: str, name: str, record, work: Path) -> tuple[Path, str]:
+    """``name``'s files made now, on this host, by the code of ``commit`` (``record(work / "recorded")`` runs it),
+    and how they were found; the test skips when the commit is not in this clone.
 
     Files are kept per host (``tests/data/README.md``): XLA rounds float32 by the host's instruction set, and RL
     compounds one different bit into a different run, so only a host's own files can be matched byte for byte.
-    A host without files of its own (its :func:`numerics_fingerprint` names none) records them now, from the
-    commit's code (``record(work / "recorded")`` runs it there), and the test compares with those.
+    The recorded files are a shortcut: a host whose runs match none of them (a new CPU; two CPUs can share a
+    :func:`numerics_fingerprint` and still round the AD cells differently) runs the commit's code itself.
     """
-    recorded = _recorded(commit, name)
     host = f"host-{numerics_fingerprint()}"
-    if host in recorded:
-        return recorded[host], f"recorded at {commit} on this host ({host})"
     try:
         record(work / "recorded")
     except LookupError as e:
-        pytest.skip(f"{name}: this host ({host}) has no files recorded at {commit}, and {e}; record them with "
-                    f"python tests/data/record_references.py {commit}")
-    return work / "recorded", f"run just now at {commit} on this host ({host}, which has no recorded files)"
+        pytest.skip(f"{name}: this host ({host}) rounds like none of the hosts with files recorded at {commit}, "
+                    f"and {e}; record them with python tests/data/record_references.py {commit}")
+    return work / "recorded", (f"run just now at {commit} on this host ({host}), whose rounding matches none of "
+                               f"the recorded hosts ({', '.join(_recorded(commit, name)) or 'none'})")
 
 
 @pytest.mark.parametrize("name", list(RUNS))
@@ -174,7 +172,7 @@ def test_run_is_byte_identical_to_the_recorded_one(name, tmp_path, capsys):
     files, loose = ("metrics.csv", "eval.csv"), LAST_BIT_COLUMNS.get(name, frozenset())
     if any(_difference(out, other, files, loose) is None for other in _recorded(commit, name).values()):
         return  # the files of a host that rounds like this one (possibly this one's own)
-    reference, found = reference_for_this_host(
+    reference, found = reference_run_here(
         commit, name, lambda dest: train_at_commit(commit, args, dest, tmp_path), tmp_path)
     difference = _difference(out, reference, files, loose)
     assert difference is None, f"{name} differs from the run {found}: {difference}"
@@ -195,11 +193,9 @@ def test_checkpoint_written_before_the_redesign_resumes_to_the_uninterrupted_run
         assert main(["--resume", str(run_dir)]) == 0, capsys.readouterr().err
         return _difference(run_dir, run_dir, [(f, f"uninterrupted-{f}") for f in ("metrics.csv", "eval.csv")])
 
-    recorded = _recorded(commit, name)
-    host = f"host-{numerics_fingerprint()}"
-    if host not in recorded and any(resume(reference, tmp_path / f"resumed-{other}") is None
-                                    for other, reference in recorded.items()):
-        return  # another host's checkpoint and run, and this host rounds like it
-    reference, found = reference_for_this_host(commit, name, record, tmp_path)
+    if any(resume(reference, tmp_path / f"resumed-{other}") is None
+           for other, reference in _recorded(commit, name).items()):
+        return  # a recorded host's checkpoint and run, and this host rounds like it
+    reference, found = reference_run_here(commit, name, record, tmp_path)
     difference = resume(reference, tmp_path / "resumed")
     assert difference is None, f"the resumed run differs from the uninterrupted one {found}: {difference}"

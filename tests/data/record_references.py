@@ -29,6 +29,9 @@ def record(commit: str, work: Path) -> Path:
     names = [name for name, (c, _) in RUNS.items() if c == commit]
     if not names and CHECKPOINTED[0] != commit:
         raise SystemExit(f"no reference run is recorded at {commit}")
+    if target.exists():  # two CPUs can share a fingerprint and still round the AD cells differently
+        raise SystemExit(f"{target} exists (another host with this fingerprint, or this one): not overwritten; "
+                         "compare its files with a run here before replacing them by hand")
     for name in names:
         train_at_commit(commit, RUNS[name][1], work / name, work)
         (target / name).mkdir(parents=True, exist_ok=True)
