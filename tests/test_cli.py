@@ -191,7 +191,7 @@ def test_sigint_during_compilation_exits_3_in_one_line(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "purejax_ad.train", *TINY, "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+                            env={**os.environ, "PUREJAX_AD_COMPILE_TIMES": str(tmp_path / "compile_times.json")})
     line = proc.stderr.readline()
     while line and not line.startswith("compiling "):
         line = proc.stderr.readline()
