@@ -253,6 +253,12 @@ def write_result(result: dict, render: dict | None = None) -> tuple[Path, Path]:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The arguments of ``python -m purejax_ad.evaluate RUN_DIR [--checkpoint STEP] [--episodes N] [--epsilon E]
+    [--max-steps N] [--render FILE.gif and its --render-* options]`` (README "Outputs", docs/running.md "Trained agents").
+
+    Raises:
+      SystemExit: argparse's own errors (exit 2) and ``--help``.
+    """
     parser = argparse.ArgumentParser(prog="python -m purejax_ad.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path, help="a run directory of python -m purejax_ad.train")
     parser.add_argument("--checkpoint", type=int, default=None, metavar="STEP",

@@ -96,7 +96,7 @@ def _run(config: Config, progress: bool, resume: bool, dry_run: bool, signals: S
     if restart is not None and jax.process_index() == 0:
         print(restart, file=sys.stderr)
     program = make_program(config, make_config_env(config))
-    sharding = seed_sharding(default_num_devices(config.num_devices, config.num_seeds * config.num_configs))
+    sharding = _run_sharding(config)
     t0 = time.perf_counter()
     saved = _saved_host_record(config, out) if resume else None
     if saved is not None and saved.wave_size is not None:  # resume keeps the checkpoint's waves
@@ -428,6 +428,11 @@ def poison_layer(state, seed: int, sharding):
     return state._replace(learner=state.learner._replace(params=(first, *params[1:])))
 
 
+def _run_sharding(config: Config):
+    """The seed sharding of ``config``'s runs: ``--num-devices``, else :func:`default_num_devices`."""
+    return seed_sharding(default_num_devices(config.num_devices, config.num_seeds * config.num_configs))
+
+
 def plan_run(config: Config, flops: bool = True) -> Plan:
     """The pre-flight plan of ``config`` (what ``--dry-run`` prints), computed without allocating the run.
 
@@ -435,7 +440,7 @@ def plan_run(config: Config, flops: bool = True) -> Plan:
       flops: also compile one env step and one update for their FLOPs and measure the matmul rate.
     """
     program = make_program(config, make_config_env(config))
-    sharding = seed_sharding(default_num_devices(config.num_devices, config.num_seeds * config.num_configs))
+    sharding = _run_sharding(config)
     plan = _prepare(config, program, sharding, dry_run=True)[3]
     return with_flops(plan, config, program, sharding) if flops else plan
 
