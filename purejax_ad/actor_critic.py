@@ -66,6 +66,17 @@ class ActorCriticAgent:
     num_eval_policies = 1
     eval_uses_key = False
 
+    @property
+    def diagnostic_names(self) -> tuple[str, ...]:
+        """``saturated_l1..`` (fraction of a tanh layer's units with ``|x| > 0.9`` on replayed states; hidden
+        layers first, the action layer last; none for ReLU layers), ``action_mean`` and ``action_std`` (the
+        noise-free action over replayed states and action dimensions)."""
+        n = self.num_tanh_layers
+        return (*(f"saturated_l{i + 1}" for i in range(n)), "action_mean", "action_std")
+
+    num_tanh_layers = 1
+    """How many layers :meth:`tanh_layers` returns."""
+
     def __init__(self, config: Config, env: Environment):
         if not env.action_dim:
             raise ValueError(f"{config.algo} needs continuous actions; {env.env_id} has discrete ones")
@@ -94,6 +105,11 @@ class ActorCriticAgent:
         """One step's stored extras (no env axis)."""
         return ()
 
+    def tanh_layers(self, actor, obs: jax.Array) -> tuple:
+        """The noise-free policy's tanh layer outputs on ``obs [B, obs_size]``, bottom to top, the action last
+        (default: the action alone)."""
+        return (self.policy(actor, obs),)
+
     def update_batch(self, learner: LearnerState, batch: TransitionBatch, hyper: Hyperparams):
         """The update rule: ``(learner, {"td_loss": [1], "q_mean": [1]})``."""
         raise NotImplementedError
@@ -120,6 +136,12 @@ class ActorCriticAgent:
 
     def update(self, learner: LearnerState, window: Window, hyper: Hyperparams) -> tuple[LearnerState, dict]:
         return self.update_batch(learner, prepare_transitions(window), hyper)
+
+    def diagnostics(self, params, window: Window) -> jax.Array:
+        """``[K]`` (:attr:`diagnostic_names`) for the current actor on the replayed observations of ``window``."""
+        layers = self.tanh_layers(params[0].actor, prepare_transitions(window).obs)
+        saturated = [jnp.mean(jnp.abs(x) > 0.9) for x in layers]
+        return jnp.stack([*saturated, jnp.mean(layers[-1]), jnp.std(layers[-1])]).astype(jnp.float32)
 
     def eval_policy(self, params, obs, context, key):
         return self.policy(params[0].actor, obs), context

@@ -32,7 +32,8 @@ HELP_SECTIONS: dict[str, tuple[str, ...]] = {
     "network": ("net_arch", "num_heads", "input_skip_connections", "recurrent_connections", "forward_connections",
                 "recurrent_weight", "forward_weight", "context_size", "context_alpha", "context_source", "burn_in",
                 "stored_context_dtype", "matmul_dtype", "cell", "average_predictions", "mlp_normalization",
-                "goodness", "action_encoding", "num_quantiles", "torso", "ndpg_critic"),
+                "goodness", "action_encoding", "num_quantiles", "torso", "ndpg_critic", "ndpg_optimizer",
+                "ndpg_value_features"),
     "optimisation": ("learning_rate", "actor_learning_rate", "adam_b1", "adam_b2", "adam_eps", "max_grad_norm",
                      "lr_schedule", "gamma", "double_q", "train_frequency", "target_update_interval", "tau"),
     "replay": ("buffer_size", "batch_size", "learning_starts"),
@@ -129,10 +130,15 @@ class Config:
     """ndpg: std of the per-neuron noise on hidden pre-activations while collecting data.
     Node perturbation: makes each neuron's critic action weight identifiable (docs/algorithm.md §Neuron-local
     DDPG)."""
-    ndpg_critic: Literal["linear", "compatible"] = "linear"
+    ndpg_critic: Literal["linear", "compatible", "quadratic"] = "linear"
     """ndpg per-neuron critic: 'linear' Q^n = th_v.v + th_a.a (the draft's); 'compatible' (state-dependent).
     'linear' has a constant dQ/da, faithful to §Neuron-local DDPG; 'compatible' is the DPG-compatible critic of
-    §Neuron-local DDPG."""
+    §Neuron-local DDPG; 'quadratic' Q^n = V^n(v) - exp(rho)/2 ((a - mu^n(v))/sigma)^2 (curved in a, NAF-like)."""
+    ndpg_value_features: int = 0
+    """ndpg 'quadratic': > 0 replaces each neuron's own value u.v by one shared value critic, a linear neuron
+    on this many fixed random Fourier features of the observation, whose TD error every neuron receives."""
+    ndpg_optimizer: Literal["sgd", "adam"] = "sgd"
+    """ndpg step rule of every neuron: 'sgd' (the draft) or elementwise 'adam' (no global clip: still local)."""
     # --- DeepMind Control (MJX, docs/algorithm.md §DeepMind Control) ----------------------------------------
     action_repeat: int = 1
     """DMC: control steps per env step (1 = the paper: no action repeat)."""

@@ -45,11 +45,12 @@ class RunWriter:
         (padding runs are dropped), run ``r`` as ``config = r // num_seeds``, ``seed = r % num_seeds``.
       trackers: a :class:`purejax_ad.trackers.Trackers` that also receives every metric and evaluation row
         written (not the ``rewrite`` of a multi-wave run), or ``None``.
+      diagnostic_names: extra ``metrics.csv`` columns, the agent's ``ChunkMetrics.diagnostics`` in order.
     """
 
     def __init__(self, out_dir: str | os.PathLike, num_layers: int, num_seeds: int,
                  metric_rows: list[dict] = (), eval_rows: list[dict] = (), enabled: bool = True,
-                 num_configs: int = 1, trackers=None):
+                 num_configs: int = 1, trackers=None, diagnostic_names: tuple[str, ...] = ()):
         self.out_dir = Path(out_dir)
         self.trackers = trackers if enabled else None
         self.enabled = enabled
@@ -57,7 +58,9 @@ class RunWriter:
         self.num_seeds = num_seeds
         self.num_runs = num_seeds * num_configs
         layer_cols = [f"td_loss_l{i + 1}" for i in range(num_layers)] + [f"q_mean_l{i + 1}" for i in range(num_layers)]
-        self.metric_fields = ["config", "seed", "env_steps", "episodic_return", "num_episodes", "epsilon", *layer_cols]
+        self.diagnostic_names = tuple(diagnostic_names)
+        self.metric_fields = ["config", "seed", "env_steps", "episodic_return", "num_episodes", "epsilon", *layer_cols,
+                              *self.diagnostic_names]
         self.eval_fields = ["config", "seed", "env_steps", "layers", "mean_return"]
         self._metrics = self._eval = None
         if enabled:
@@ -99,6 +102,8 @@ class RunWriter:
             for i in range(self.num_layers):
                 row[f"td_loss_l{i + 1}"] = float(m["td_loss"][j, i])
                 row[f"q_mean_l{i + 1}"] = float(m["q_mean"][j, i])
+            for i, name in enumerate(self.diagnostic_names):
+                row[name] = float(m["diagnostics"][j, i])
             rows.append(row)
         self._write(self._metrics, rows)
         if self.trackers is not None:

@@ -142,6 +142,14 @@ def make_program(config: Config, env: Environment) -> Program:
         state, metrics = learn(state)
         return (state, loss_sum + metrics["td_loss"], q_sum + metrics["q_mean"]), None
 
+    def diagnostics(state: TrainState) -> jax.Array:
+        """``[K]`` the agent's diagnostics on one replayed batch; the sample's key is folded off the run's key,
+        which is not advanced, so the training stream does not depend on them."""
+        if not getattr(agent, "diagnostic_names", ()):
+            return jnp.zeros((0,), jnp.float32)
+        window = replay.sample(state.buffer_state, jax.random.fold_in(state.key, 0x0D1A), state.actor.obs)
+        return agent.diagnostics(state.learner.params, window)
+
     def train_chunk(state: TrainState) -> tuple[TrainState, ChunkMetrics]:
         zeros = jnp.zeros((L,), jnp.float32)
         (state, loss_sum, q_sum), _ = jax.lax.scan(update_step, (state, zeros, zeros), length=c.updates_per_chunk)
@@ -149,7 +157,7 @@ def make_program(config: Config, env: Environment) -> Program:
         metrics = ChunkMetrics(state.env_steps, mean_recent_return(state.recent_returns, state.num_episodes),
                                state.num_episodes, loss_sum / n, q_sum / n,
                                agent.exploration(state.env_steps, state.hyper),
-                               layers_finite(state.learner.params) & jnp.isfinite(loss_sum))
+                               layers_finite(state.learner.params) & jnp.isfinite(loss_sum), diagnostics(state))
         return state, metrics
 
     def train(key: jax.Array, hyper: Hyperparams | None = None):

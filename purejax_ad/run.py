@@ -119,7 +119,8 @@ def _run(config: Config, progress: bool, resume: bool, dry_run: bool, signals: S
     if trackers is not None:
         trackers.backfill(host.metric_rows, host.eval_rows)
     writer = RunWriter(out, program.network.num_layers, config.num_seeds, host.metric_rows, host.eval_rows,
-                       enabled=jax.process_index() == 0, num_configs=config.num_configs, trackers=trackers)
+                       enabled=jax.process_index() == 0, num_configs=config.num_configs, trackers=trackers,
+                       diagnostic_names=getattr(program.agent, "diagnostic_names", ()))
     if not resume:
         writer.write_json("config.json", config_record(config))
     stop_reason, faults = _loop(config, compiled, state, has_replay, host, writer, ckpt, sharding, progress, signals)

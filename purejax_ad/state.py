@@ -82,6 +82,7 @@ class ChunkMetrics(NamedTuple):
       exploration: ``[]`` the agent's exploration parameter at the chunk's end (epsilon for Q-learning,
         the action-noise std for actor-critic; the ``epsilon`` column of ``metrics.csv``).
       finite: ``[L]`` bool, every loss of the chunk and every parameter of the unit at its end are finite.
+      diagnostics: ``[K]`` the agent's :attr:`Agent.diagnostic_names` at the chunk's end (``K = 0``: none).
     """
 
     env_steps: jax.Array
@@ -91,6 +92,7 @@ class ChunkMetrics(NamedTuple):
     q_mean: jax.Array
     exploration: jax.Array
     finite: jax.Array
+    diagnostics: jax.Array
 
 
 class Acting(NamedTuple):
@@ -153,3 +155,8 @@ class Agent(Protocol):
     """``P``: policies evaluated side by side (AD: every layer prefix; else 1)."""
     eval_uses_key: bool
     """The evaluation policy is stochastic (epsilon-greedy) and draws a key per step."""
+    diagnostic_names: tuple
+    """``metrics.csv`` columns of :meth:`diagnostics` (``()``: none)."""
+
+    def diagnostics(self, params: tuple, window: Window) -> jax.Array:
+        """``[K]`` values of :attr:`diagnostic_names` for the current parameters on a replayed ``window``."""

@@ -23,7 +23,8 @@ def test_every_literal_field_is_a_choice_and_only_those():
 @pytest.mark.parametrize("name, value, message", [
     ("td_loss", "x", "td_loss must be 'mse' or 'huber', got 'x'"),
     ("cell", "gru", "cell must be 'auto', 'attention', 'mlp' or 'arq', got 'gru'"),
-    ("ndpg_critic", "quadratic", "ndpg_critic must be 'linear' or 'compatible', got 'quadratic'"),
+    ("ndpg_critic", "naf", "ndpg_critic must be 'linear', 'compatible' or 'quadratic', got 'naf'"),
+    ("ndpg_optimizer", "rmsprop", "ndpg_optimizer must be 'sgd' or 'adam', got 'rmsprop'"),
     ("matmul_dtype", "float16", "matmul_dtype must be 'float32' or 'bfloat16', got 'float16'"),
 ])
 def test_a_value_outside_the_choices_is_one_problem(name, value, message):
@@ -40,6 +41,9 @@ def test_the_defaults_are_valid():
     (dict(seed=99999999999999999999), "seed must be in [0, 4294967295]"),
     (dict(seed=2**32), "seed must be in [0, 4294967295]"),  # jax.random.key(2**32) is seed 0's key
     (dict(seed=-1), "seed must be in [0, 4294967295]"),
+    (dict(algo="ndpg", env="Pendulum-v1", ndpg_value_features=64),
+     "ndpg_value_features (the shared value critic) needs --ndpg-critic quadratic, got 'linear'"),
+    (dict(ndpg_value_features=-1), "ndpg_value_features must be >= 0, got -1"),
     (dict(adam_b1=1.5), "adam_b1 must be in [0, 1), got 1.5"),
     (dict(adam_b1=1.0), "adam_b1 must be in [0, 1), got 1.0"),
     (dict(adam_b2=-1.0), "adam_b2 must be in [0, 1), got -1.0"),

@@ -4,6 +4,8 @@ with a known Q-function."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,6 +38,10 @@ def _ndpg_params(rng, kind: str) -> ndpg.NDPGParams:
     actor = (rng.normal(size=(HIDDEN, OBS + 1)) * 0.7, rng.normal(size=(M, HIDDEN + 1)) * 0.7)
     if kind == "linear":
         critic = tuple({"theta_v": rng.normal(size=k.shape), "theta_a": rng.normal(size=k.shape[:1])} for k in actor)
+    elif kind == "quadratic":
+        critic = tuple({"u": rng.normal(size=k.shape), "rho": 0.3 * rng.normal(size=k.shape[:1])} for k in actor)
+    elif kind == "quadratic-shared":  # one value critic on FEATURES random features replaces every u
+        critic = (*({"rho": 0.3 * rng.normal(size=k.shape[:1])} for k in actor), {"value": rng.normal(size=FEATURES)})
     else:
         critic = tuple({"w": rng.normal(size=k.shape), "u": rng.normal(size=k.shape)} for k in actor)
     return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), ndpg.NDPGParams(actor, critic))
@@ -52,12 +58,17 @@ def _batch(rng, noise: bool = True) -> TransitionBatch:
     )
 
 
+SCALES = (0.3, 0.2)
+FEATURES = 6  # σ of the hidden and output layers (the quadratic critic's units of a − μ)
+
+
 def _ndpg_step(kind, params, target, batch, hyper=None):
+    kind = kind.removesuffix("-shared")
     hyper = _hyper() if hyper is None else hyper
     txc, txa = ndpg.local_optimizer(hyper.learning_rate), ndpg.local_optimizer(LR_A)
     learner = LearnerState((params,), (target,), (txc.init(params.critic), txa.init(params.actor)),
                                   jnp.zeros((), jnp.int32))
-    return ndpg.ndpg_update(kind, txc, txa, learner, batch, hyper, train_frequency=1)
+    return ndpg.ndpg_update(kind, txc, txa, learner, batch, hyper, train_frequency=1, noise_scales=SCALES)
 
 
 def _ndpg_reference(kind, params, target, batch):
@@ -67,6 +78,14 @@ def _ndpg_reference(kind, params, target, batch):
     new_actor = [k.copy() for k in p.actor]
     new_critic = [{name: x.copy() for name, x in c.items()} for c in p.critic]
     sq_td, qs = [], []
+    shared = kind == "quadratic-shared"
+    if shared:  # V(s) = wᵀφ(s), φ(s) = sqrt(2/F) cos(sW + b); its TD error is every neuron's
+        w_basis, b_basis = (np.asarray(x, np.float64) for x in ndpg.value_basis(OBS, FEATURES))
+        phi = lambda x: np.sqrt(2.0 / FEATURES) * np.cos(x @ w_basis + b_basis)
+        value = lambda i: phi(b.obs[i]) @ p.critic[-1]["value"]
+        value_next = lambda i: phi(b.next_obs[i]) @ t.critic[-1]["value"]
+        deltas = [b.reward[i] + GAMMA * (1 - b.terminated[i]) * value_next(i) - value(i) for i in range(B)]
+        new_critic[-1]["value"] += LR_Q * sum(deltas[i] * phi(b.obs[i]) for i in range(B)) / B
     for l, k in enumerate(p.actor):
         for n in range(k.shape[0]):
             dk, dc = np.zeros_like(k[n]), {name: np.zeros_like(x[n]) for name, x in p.critic[l].items()}
@@ -87,6 +106,13 @@ def _ndpg_reference(kind, params, target, batch):
                     q_next = ct["theta_v"] @ v_next + ct["theta_a"] * a_next
                     dq_da = c["theta_a"]
                     dq = {"theta_v": v, "theta_a": a}
+                elif kind.startswith("quadratic"):
+                    # Q = uᵀv − ½ exp(ρ) e², e = (a − μ) / σ; at the target's own action e' = 0.
+                    e, curv = (a - mu) / SCALES[l], np.exp(c["rho"])
+                    q = (value(i) if shared else c["u"] @ v) - 0.5 * curv * e**2
+                    q_next = value_next(i) if shared else ct["u"] @ v_next
+                    dq = {"rho": -0.5 * curv * e**2} if shared else {"u": v, "rho": -0.5 * curv * e**2}
+                    dq_dmu = curv * e / SCALES[l]  # ∂Q/∂μ: the actor follows the regression's own gradient
                 else:
                     mu_t = np.tanh(t.actor[l][n] @ v_next)
                     s_t = 1.0 - mu_t ** 2
@@ -97,7 +123,7 @@ def _ndpg_reference(kind, params, target, batch):
                 d = b.reward[i] + GAMMA * (1.0 - b.terminated[i]) * q_next - q
                 for name in dc:
                     dc[name] += d * dq[name] / B
-                dk += dq_da * s * v / B
+                dk += (d * dq_dmu if kind.startswith("quadratic") else dq_da) * s * v / B
                 sq_td.append(0.5 * d**2)
                 qs.append(q)
             for name in dc:
@@ -108,7 +134,7 @@ def _ndpg_reference(kind, params, target, batch):
     return new, new_target, np.mean(sq_td), np.mean(qs)
 
 
-@pytest.mark.parametrize("kind", ["linear", "compatible"])
+@pytest.mark.parametrize("kind", ["linear", "compatible", "quadratic", "quadratic-shared"])
 def test_ndpg_update_matches_numpy_local_rule(kind):
     rng = np.random.default_rng(0)
     params, target, batch = _ndpg_params(rng, kind), _ndpg_params(rng, kind), _batch(rng)
@@ -126,7 +152,7 @@ def test_ndpg_update_matches_numpy_local_rule(kind):
         assert not np.allclose(np.asarray(got), np.asarray(old))
 
 
-@pytest.mark.parametrize("kind", ["linear", "compatible"])
+@pytest.mark.parametrize("kind", ["linear", "compatible", "quadratic", "quadratic-shared"])
 def test_ndpg_neuron_update_ignores_downstream_and_sibling_weights(kind):
     rng = np.random.default_rng(1)
     params, target, batch = _ndpg_params(rng, kind), _ndpg_params(rng, kind), _batch(rng)
@@ -134,7 +160,7 @@ def test_ndpg_neuron_update_ignores_downstream_and_sibling_weights(kind):
     base, _ = step(kind, params, target, batch)
     # Replace the output layer's weights and critics (online and target) by other random values.
     other = _ndpg_params(np.random.default_rng(7), kind)
-    swap = lambda p: ndpg.NDPGParams((p.actor[0], other.actor[1]), (p.critic[0], other.critic[1]))
+    swap = lambda p: ndpg.NDPGParams((p.actor[0], other.actor[1]), (p.critic[0], other.critic[1], *p.critic[2:]))
     changed, _ = step(kind, swap(params), swap(target), batch)
     for got, ref in zip(jax.tree.leaves((changed.params[0].actor[0], changed.params[0].critic[0])),
                         jax.tree.leaves((base.params[0].actor[0], base.params[0].critic[0]))):
@@ -144,12 +170,41 @@ def test_ndpg_neuron_update_ignores_downstream_and_sibling_weights(kind):
                            np.asarray(base.params[0].actor[1] - params.actor[1]))
     # Perturbing hidden neuron 0 (its weights and critic) leaves hidden neurons 1..3 unchanged.
     bump = lambda p: ndpg.NDPGParams((p.actor[0].at[0].add(0.5), p.actor[1]),
-                                     (jax.tree.map(lambda x: x.at[0].add(0.5), p.critic[0]), p.critic[1]))
+                                     (jax.tree.map(lambda x: x.at[0].add(0.5), p.critic[0]), *p.critic[1:]))
     sibling, _ = step(kind, bump(params), bump(target), batch)
     for got, ref in zip(jax.tree.leaves((sibling.params[0].actor[0], sibling.params[0].critic[0])),
                         jax.tree.leaves((base.params[0].actor[0], base.params[0].critic[0]))):
         np.testing.assert_array_equal(np.asarray(got)[1:], np.asarray(ref)[1:])
         assert not np.allclose(np.asarray(got)[0], np.asarray(ref)[0])
+
+
+@pytest.mark.parametrize("algo", ["ndpg", "ddpg"])
+def test_actor_critic_diagnostics_match_numpy(algo):
+    """Saturated fractions (|x| > 0.9) per tanh layer and the action's mean and spread, on replayed obs."""
+    from purejax_ad.replay import Window
+    rng = np.random.default_rng(5)
+    bandit = ContinuousBandit()
+    env = Environment("bandit", "classic", bandit, bandit.default_params, OBS, 0, 10, False, jnp.float32, (OBS,),
+                      action_dim=M)
+    agent = make_program(Config(env="Pendulum-v1", algo=algo, net_arch=(HIDDEN,)), env).agent
+    params = _ndpg_params(rng, "linear") if algo == "ndpg" else _ddpg_params(rng, (HIDDEN,))
+    obs = rng.normal(size=(B, 1, OBS)) * 3.0  # large inputs: some units saturate, some do not
+    z = jnp.zeros((B, 1))
+    window = Window(jnp.asarray(obs, jnp.float32), jnp.zeros((B, 1, M)), z, z.astype(bool), z.astype(bool),
+                    z.astype(bool), jnp.zeros((B, OBS)), ())
+    got = np.asarray(agent.diagnostics((params,), window))
+    p = jax.tree.map(lambda x: np.asarray(x, np.float64), params)
+    if algo == "ndpg":
+        bias = lambda x: np.concatenate([x, np.ones((B, 1))], axis=1)
+        h = np.tanh(bias(obs[:, 0]) @ p.actor[0].T)
+        layers = [h, np.tanh(bias(h) @ p.actor[1].T)]
+    else:
+        layers = [np.tanh(_np_mlp(p.actor, obs[:, 0]))]
+    expected = [np.mean(np.abs(x) > 0.9) for x in layers] + [np.mean(layers[-1]), np.std(layers[-1])]
+    assert agent.diagnostic_names == (*[f"saturated_l{i + 1}" for i in range(len(layers))], "action_mean",
+                                      "action_std")
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert 0 < expected[0] < 1  # the test exercises both sides of the threshold
 
 
 def _np_mlp(layers, x):
@@ -235,7 +290,7 @@ class ContinuousBandit(environment.Environment):
         return spaces.Box(0.0, 1.0, (2,), jnp.float32)
 
 
-def bandit_run(algo: str, ndpg_critic: str = "compatible", evaluate: bool = True):
+def bandit_run(algo: str, ndpg_critic: str = "compatible", evaluate: bool = True, **overrides):
     bandit = ContinuousBandit()
     env = Environment("bandit", "classic", bandit, bandit.default_params, 2, 0, 10, False, jnp.float32, (2,),
                       action_dim=1)
@@ -244,6 +299,7 @@ def bandit_run(algo: str, ndpg_critic: str = "compatible", evaluate: bool = True
                     learning_rate=1e-2, actor_learning_rate=3e-3 if algo == "ddpg" else 1e-2,
                     target_update_interval=4, tau=0.05, gamma=0.9, exploration_noise=0.1, node_noise=0.1,
                     num_seeds=1, num_eval_episodes=16, eval_max_steps=3)
+    config = dataclasses.replace(config, **overrides)
     trainer = make_program(config, env)
     state, metrics = jax.jit(trainer.train)(jax.random.key(0))
     returns = float(jax.jit(trainer.evaluate)(state, jax.random.key(1))[0]) if evaluate else None
@@ -273,3 +329,18 @@ def test_ndpg_compatible_critic_learns_a_state_dependent_bandit_policy():
     # Six other seeds: actions about ±0.75 (the slow compatible critic lets the actor overshoot), 0.92-0.97.
     assert expected_return > 0.88, expected_return
     assert bool(np.all(metrics.finite))
+
+
+def test_ndpg_quadratic_critic_learns_the_bandit_optimum_without_overshooting():
+    # 20k steps (the compatible test: 3k). The compatible critics overshoot to about ±0.75 at this length.
+    trainer, state, metrics, _ = bandit_run("ndpg", "quadratic", evaluate=False, total_timesteps=20_000,
+                                            log_interval=9_900, ndpg_optimizer="adam", learning_rate=3e-2,
+                                            actor_learning_rate=1e-2)
+    actions = np.asarray(trainer.agent.policy(state.learner.params[0].actor, jnp.eye(2)))[:, 0]
+    np.testing.assert_allclose(actions, CENTRES, atol=0.08)  # c = (−0.5, 0.5): reached, not passed
+    assert bool(np.all(metrics.finite))
+    # Each output neuron's critic has learned a positive curvature and the state values (≈ 1 at the optimum).
+    critic = state.learner.params[0].critic[-1]
+    assert float(jnp.exp(critic["rho"][0])) > 0
+    hidden = ndpg.ndpg_forward(state.learner.params[0].actor, jnp.eye(2))[0][-1]
+    np.testing.assert_allclose(np.asarray(hidden @ critic["u"][0]), 1.0, atol=0.1)
