@@ -4,7 +4,8 @@
 ``classic-fast`` is a small CPU config tuned for CartPole-v1; ``arq-minatar`` ARQ's MinAtar column;
 ``minatar-dqn`` / ``classic-dqn`` the backprop DQN baselines; ``paper-minatar-<ablation>`` the AD paper's
 ablations; ``paper-dmc`` / ``arq-dmc`` / ``dmc-fast`` DeepMind Control (bang-bang); ``ddpg-dmc-fast`` the
-continuous-action pair. Every preset also records its name in ``Config.preset``.
+continuous-action pair; ``ndpg-pendulum`` / ``ndpg-dmc-fast`` the neuron-local learner with curved critics.
+Every preset also records its name in ``Config.preset``.
 """
 
 from __future__ import annotations
@@ -91,6 +92,16 @@ PRESETS["ddpg-dmc-fast"] = dict(
     PRESETS["dmc-fast"], algo="ddpg", net_arch=(256, 256), learning_rate=1e-3, actor_learning_rate=1e-3,
     tau=0.005, target_update_interval=4, batch_size=256, total_timesteps=60_000, eval_interval=30_000,
 )
+# The neuron-local learner that learns (docs/algorithm.md §Curved per-neuron critics; chosen here by sweeps on
+# Pendulum-v1, docs/results.md "Neuron-local continuous control"; not a paper setting): ndpg with curved
+# per-neuron critics, one shared value critic on 1024 random Fourier features, elementwise Adam, a 64-64 actor,
+# critic lr 1e-2, actor lr 3e-3; otherwise ddpg-dmc-fast's values. ndpg-dmc-fast: the same on dmc/cartpole-balance.
+PRESETS["ndpg-pendulum"] = dict(
+    PRESETS["ddpg-dmc-fast"], env="Pendulum-v1", algo="ndpg", ndpg_critic="quadratic", ndpg_value_features=1024,
+    ndpg_optimizer="adam", net_arch=(64, 64), learning_rate=1e-2, actor_learning_rate=3e-3,
+    total_timesteps=200_000, eval_interval=50_000,
+)
+PRESETS["ndpg-dmc-fast"] = dict(PRESETS["ndpg-pendulum"], env="dmc/cartpole-balance", total_timesteps=300_000)
 # The AD paper's ablations (Figs. 5-6): paper-minatar with one connection type removed, one layer of width
 # 128/256/512, or acting with the last layer only.
 for _name, _change in {
