@@ -114,14 +114,14 @@ def validate(config: Config) -> list[str]:
             problems.append(f"actor_learning_rate must be a finite number > 0, got {c.actor_learning_rate}")
         if not (c.exploration_noise >= 0 and c.node_noise >= 0):
             problems.append("exploration_noise and node_noise must be >= 0")
+        if not spec.linear_lr_schedule and c.lr_schedule != "constant":
+            problems.append(f"lr_schedule 'linear' is not implemented for {c.algo} (pass --lr-schedule constant"
+                            + (f"; preset {c.preset} sets 'linear'" if c.preset else "") + ")")
     if c.ndpg_value_features < 0:
         problems.append(f"ndpg_value_features must be >= 0, got {c.ndpg_value_features}")
     elif c.ndpg_value_features and c.ndpg_critic != "quadratic":
         problems.append(f"ndpg_value_features (the shared value critic) needs --ndpg-critic quadratic, "
                         f"got {c.ndpg_critic!r}")
-        if not spec.linear_lr_schedule and c.lr_schedule != "constant":
-            problems.append(f"lr_schedule 'linear' is not implemented for {c.algo} (pass --lr-schedule constant"
-                            + (f"; preset {c.preset} sets 'linear'" if c.preset else "") + ")")
     return problems
 
 

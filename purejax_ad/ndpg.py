@@ -176,7 +176,8 @@ def ndpg_layer_grads(kind: str, k: jax.Array, critic: dict, target_critic: dict,
         dq_da = s * g
     else:  # quadratic: Q = uᵀv − ½ exp(ρ) e², e = (a − μ(v)) / σ (σ = 0: no perturbation, e = 0)
         c = jnp.exp(critic["rho"])
-        e = (a - mu) / (noise_scale if noise_scale > 0 else 1.0)
+        sigma = noise_scale if noise_scale > 0 else 1.0
+        e = (a - mu) / sigma
         if shared_value is None:
             value, value_next = v @ critic["u"].T, v_next @ target_critic["u"].T
         else:
@@ -193,8 +194,7 @@ def ndpg_layer_grads(kind: str, k: jax.Array, critic: dict, target_critic: dict,
         if shared_value is None:
             grads["u"] = -(d.T @ v) / n
         # The regression's own step on μ: ∂Q/∂K = exp(ρ) e / σ · σ'(K v) v, descent on ½D².
-        step = c * e / (noise_scale if noise_scale > 0 else 1.0)
-        return grads, -((d * step * s).T @ v) / n, d, q
+        return grads, -((d * c * e / sigma * s).T @ v) / n, d, q
     actor_grad = -((dq_da * s).T @ v) / n
     return grads, actor_grad, d, q
 
