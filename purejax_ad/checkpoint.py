@@ -7,7 +7,9 @@ small JSON record of the host loop (rows written so far, evaluation counter, tim
 when complete, so a crash during a save leaves the previous checkpoint usable, and only the newest
 ``keep`` are kept. A checkpoint damaged later (files truncated or deleted) is skipped by
 :meth:`Checkpointer.restore_newest_intact`, which falls back to the newest one that restores and moves
-the damaged ones aside to ``checkpoints/damaged-<env_steps>/``.
+the damaged ones aside to ``checkpoints/damaged-<env_steps>/``. Each checkpoint lists its files and their
+sizes in ``files.json`` when it is written, so a truncated or deleted file is found before orbax reads
+anything (a failed orbax read leaves reads in flight that print tracebacks long after the error).
 
 ``checkpoint_replay=False`` saves the state without the replay buffer (far smaller); a resume from such
 a checkpoint refills the buffer and is therefore not identical to an uninterrupted run.
@@ -18,6 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import json
+
 import jax
 import orbax.checkpoint as ocp
 
@@ -25,6 +29,8 @@ import orbax.checkpoint as ocp
 CHECKPOINT_DIR = "checkpoints"
 #: Prefix of a damaged checkpoint's directory once moved aside (orbax ignores names that are not numbers).
 DAMAGED_PREFIX = "damaged-"
+#: File in each checkpoint's directory: ``{relative path: size in bytes}`` of every file written.
+FILE_LIST = "files.json"
 
 
 class Damaged(NamedTuple):
@@ -117,6 +123,37 @@ class Checkpointer:
         self.manager.save(env_steps, args=ocp.args.Composite(
             state=ocp.args.StandardSave(_drop_empty(_keys_to_data(state))), host=ocp.args.JsonSave(host)), force=True)
         self.manager.wait_until_finished()
+        if jax.process_index() == 0:
+            self._write_file_list(env_steps)
+
+    def _write_file_list(self, env_steps: int) -> None:
+        """Record the relative path and size of every file of checkpoint ``env_steps`` in ``files.json``."""
+        root = self.directory / str(env_steps)
+        sizes = {str(p.relative_to(root)): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
+        tmp = root / (FILE_LIST + ".tmp")
+        tmp.write_text(json.dumps(sizes, indent=0))
+        tmp.rename(root / FILE_LIST)
+
+    def damage(self, env_steps: int) -> str | None:
+        """Why checkpoint ``env_steps`` is damaged by its file list: a listed file missing or of another size.
+
+        Returns ``None`` when every listed file is there with its size, or when the checkpoint has no file
+        list (one written before the lists existed: only a restore can tell).
+        """
+        root = self.directory / str(env_steps)
+        try:
+            sizes = json.loads((root / FILE_LIST).read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as error:
+            return f"{FILE_LIST} unreadable ({type(error).__name__})"
+        for name, size in sizes.items():
+            path = root / name
+            if not path.is_file():
+                return f"FileNotFoundError: {name} is missing"
+            if path.stat().st_size != size:
+                return f"truncated or changed: {name} has {path.stat().st_size} bytes, written with {size}"
+        return None
 
     def read_host(self, env_steps: int | None = None) -> dict | None:
         """The host record of a checkpoint (the newest by default); ``None`` when there is none."""
@@ -161,6 +198,9 @@ class Checkpointer:
         """
         damaged = []
         for step in self.steps():
+            if (reason := self.damage(step)) is not None:
+                damaged.append(Damaged(step, reason))
+                continue
             try:
                 return step, self.read_host(step), damaged
             except Exception as error:  # noqa: BLE001 -- orbax / tensorstore / json raise many types
@@ -170,7 +210,7 @@ class Checkpointer:
     def restore_newest_intact(self, abstract_state: Any) -> tuple[int, Any, dict, bool, list[Damaged]]:
         """Restore the newest checkpoint that restores completely, moving newer damaged ones aside.
 
-        A checkpoint whose files were truncated or partly deleted fails to restore; it is renamed to
+        A checkpoint whose files were truncated or partly deleted (by its file list, else by a failed restore) is renamed to
         ``checkpoints/damaged-<step>`` (so that a new checkpoint of the same label can be written) and the
         next older one is tried.
 
@@ -185,6 +225,9 @@ class Checkpointer:
         """
         damaged = []
         for step in self.steps():
+            if (reason := self.damage(step)) is not None:
+                damaged.append(Damaged(step, reason))
+                continue
             try:
                 state, host, has_replay = self.restore(abstract_state, step)
             except Exception as error:  # noqa: BLE001 -- orbax / tensorstore / json raise many types

@@ -1,9 +1,11 @@
 """Checkpoints (purejax_ad/checkpoint.py): a damaged newest checkpoint -- files truncated, parts deleted --
 is skipped for the newest intact one, which restores exactly; damaged ones are moved aside; reading only
-the parameters leaves the rest on disk."""
+the parameters leaves the rest on disk. Damage is found by each checkpoint's file list, or, for checkpoints
+without one, by the failed restore."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from typing import NamedTuple
@@ -13,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purejax_ad.checkpoint import Checkpointer
+from purejax_ad.checkpoint import FILE_LIST, Checkpointer
 
 
 class Learner(NamedTuple):
@@ -70,9 +72,18 @@ def assert_state_is(state, step):
     assert state.empty.shape == (2, 0)
 
 
+def drop_file_lists(checkpointer):
+    """Make the checkpoints look like ones written before file lists existed: only a restore finds damage."""
+    for listing in checkpointer.directory.glob(f"*/{FILE_LIST}"):
+        listing.unlink()
+
+
+@pytest.mark.parametrize("file_list", [True, False], ids=["file list", "no file list"])
 @pytest.mark.parametrize("damage", list(DAMAGE))
-def test_a_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one(tmp_path, damage):
+def test_a_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one(tmp_path, damage, file_list):
     checkpointer = saved(tmp_path)
+    if not file_list:
+        drop_file_lists(checkpointer)
     DAMAGE[damage](checkpointer.directory / "300")
     step, state, host, has_replay, damaged = Checkpointer(tmp_path, keep=5).restore_newest_intact(ABSTRACT)
     assert step == 200 and host == {"env_steps": 200} and has_replay
@@ -86,12 +97,28 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one(tmp_pat
     assert again.restore_newest_intact(ABSTRACT)[0] == 300
 
 
-def test_the_host_record_is_read_from_the_newest_checkpoint_whose_record_reads(tmp_path):
+@pytest.mark.parametrize("file_list", [True, False], ids=["file list", "no file list"])
+def test_the_host_record_is_read_from_the_newest_checkpoint_whose_record_reads(tmp_path, file_list):
     checkpointer = saved(tmp_path)
+    if not file_list:
+        drop_file_lists(checkpointer)
     DAMAGE["host record truncated"](checkpointer.directory / "300")
     step, host, damaged = Checkpointer(tmp_path).read_newest_intact_host()
     assert (step, host, [d.step for d in damaged]) == (200, {"env_steps": 200}, [300])
-    assert "JSONDecodeError" in damaged[0].reason
+    # With the list the size mismatch names the file; without it, the JSON of the record fails to parse.
+    assert ("host/metadata has 3 bytes" if file_list else "JSONDecodeError") in damaged[0].reason
+
+
+def test_the_file_list_holds_every_file_with_its_size(tmp_path):
+    checkpointer = saved(tmp_path, steps=(100,))
+    root = checkpointer.directory / "100"
+    listed = json.loads((root / FILE_LIST).read_text())
+    on_disk = {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()}
+    assert listed == {name: size for name, size in on_disk.items() if name != FILE_LIST}
+    assert any(name.startswith("state/") for name in listed) and any(name.startswith("host/") for name in listed)
+    assert checkpointer.damage(100) is None
+    (root / "state" / "_METADATA").unlink()
+    assert checkpointer.damage(100) == "FileNotFoundError: state/_METADATA is missing"
 
 
 def test_two_damaged_checkpoints_are_both_skipped(tmp_path):
