@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from purejax_ad.config import Config
+from purejax_ad.diagnostics import critic_return_correlation
 from purejax_ad.envs import Environment
 from purejax_ad.hyperparams import Hyperparams, update_target
 from purejax_ad.replay import TransitionBatch, Window, prepare_transitions
@@ -70,12 +71,17 @@ class ActorCriticAgent:
     def diagnostic_names(self) -> tuple[str, ...]:
         """``saturated_l1..`` (fraction of a tanh layer's units with ``|x| > 0.9`` on replayed states; hidden
         layers first, the action layer last; none for ReLU layers), ``action_mean`` and ``action_std`` (the
-        noise-free action over replayed states and action dimensions)."""
+        noise-free action over replayed states and action dimensions), then ``critic_mc_corr_l1..`` (per layer
+        of critics, the mean correlation of its critics' ``Q(s, a)`` with the Monte-Carlo return on replayed
+        steps; :func:`purejax_ad.diagnostics.critic_return_correlation`)."""
         n = self.num_tanh_layers
-        return (*(f"saturated_l{i + 1}" for i in range(n)), "action_mean", "action_std")
+        return (*(f"saturated_l{i + 1}" for i in range(n)), "action_mean", "action_std",
+                *(f"critic_mc_corr_l{i + 1}" for i in range(self.num_critic_layers)))
 
     num_tanh_layers = 1
     """How many layers :meth:`tanh_layers` returns."""
+    num_critic_layers = 1
+    """How many layers of critics :meth:`critic_values` returns."""
 
     def __init__(self, config: Config, env: Environment):
         if not env.action_dim:
@@ -110,6 +116,11 @@ class ActorCriticAgent:
         (default: the action alone)."""
         return (self.policy(actor, obs),)
 
+    def critic_values(self, params, batch: TransitionBatch) -> tuple:
+        """Per layer of critics ``[B, d_l]``: each critic's ``Q(s, a)`` at the replayed steps of ``batch`` (the
+        stored action and extras), bottom to top."""
+        raise NotImplementedError
+
     def update_batch(self, learner: LearnerState, batch: TransitionBatch, hyper: Hyperparams):
         """The update rule: ``(learner, {"td_loss": [1], "q_mean": [1]})``."""
         raise NotImplementedError
@@ -137,11 +148,15 @@ class ActorCriticAgent:
     def update(self, learner: LearnerState, window: Window, hyper: Hyperparams) -> tuple[LearnerState, dict]:
         return self.update_batch(learner, prepare_transitions(window), hyper)
 
-    def diagnostics(self, params, window: Window) -> jax.Array:
-        """``[K]`` (:attr:`diagnostic_names`) for the current actor on the replayed observations of ``window``."""
+    def diagnostics(self, params, window: Window, with_returns: tuple) -> jax.Array:
+        """``[K]`` (:attr:`diagnostic_names`): the actor's on the replayed observations of ``window``, the critics'
+        on ``with_returns = (batch, returns, any_complete)`` (:func:`purejax_ad.diagnostics.sample_with_returns`)."""
         layers = self.tanh_layers(params[0].actor, prepare_transitions(window).obs)
         saturated = [jnp.mean(jnp.abs(x) > 0.9) for x in layers]
-        return jnp.stack([*saturated, jnp.mean(layers[-1]), jnp.std(layers[-1])]).astype(jnp.float32)
+        batch, returns, any_complete = with_returns
+        correlation = critic_return_correlation(self.critic_values(params[0], batch), returns, any_complete)
+        actor = jnp.stack([*saturated, jnp.mean(layers[-1]), jnp.std(layers[-1])]).astype(jnp.float32)
+        return jnp.concatenate([actor, correlation])
 
     def eval_policy(self, params, obs, context, key):
         return self.policy(params[0].actor, obs), context

@@ -116,6 +116,9 @@ class DDPGAgent(ActorCriticAgent):
     def policy(self, actor: tuple, obs: jax.Array) -> jax.Array:
         return ddpg_actor(actor, obs)
 
+    def critic_values(self, params: DDPGParams, batch: TransitionBatch) -> tuple:
+        return (ddpg_q(params.critic, batch.obs, batch.action)[:, None],)
+
     def update_batch(self, learner: LearnerState, batch: TransitionBatch, hyper: Hyperparams):
         return ddpg_update(self.tx_critic, self.tx_actor, learner, batch, hyper, self.config.train_frequency)
 

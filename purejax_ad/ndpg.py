@@ -232,6 +232,30 @@ def ndpg_local_grads(kind: str, params: NDPGParams, target: NDPGParams, batch: T
     return NDPGParams(tuple(actor_g), tuple(critic_g)), 0.5 * jnp.mean(d**2), jnp.mean(q)
 
 
+def ndpg_critic_values(kind: str, params: NDPGParams, batch: TransitionBatch,
+                       noise_scales: tuple[float, ...] | None = None) -> tuple:
+    """Every neuron's ``Q^n(v, a)`` at replayed steps (stored observation, node noise and action), per layer
+    ``[B, d_l]``; the same critics as :func:`ndpg_layer_grads` (for diagnostics)."""
+    v, a, z = ndpg_forward(params.actor, batch.obs, batch.noise, batch.action)
+    scales = noise_scales or (1.0,) * len(params.actor)
+    shared = len(params.critic) > len(params.actor)
+    if shared:
+        w = params.critic[-1]["value"]
+        shared_value = (value_features(batch.obs, w.shape[0]) @ w)[:, None]
+    values = []
+    for l, critic in enumerate(params.critic[:len(params.actor)]):
+        mu = jnp.tanh(z[l])
+        if kind == "linear":
+            values.append(v[l] @ critic["theta_v"].T + a[l] * critic["theta_a"])
+        elif kind == "compatible":
+            values.append((a[l] - mu) * (1.0 - mu**2) * (v[l] @ critic["w"].T) + v[l] @ critic["u"].T)
+        else:
+            sigma = scales[l] if scales[l] > 0 else 1.0
+            value = shared_value if shared else v[l] @ critic["u"].T
+            values.append(value - 0.5 * jnp.exp(critic["rho"]) * ((a[l] - mu) / sigma) ** 2)
+    return tuple(values)
+
+
 def ndpg_update(kind: str, tx_critic, tx_actor, learner: LearnerState, batch: TransitionBatch, hyper: Hyperparams,
                 train_frequency: int, noise_scales: tuple[float, ...] | None = None) -> tuple[LearnerState, dict]:
     """One simultaneous local step of every neuron's critic and weights, then the target update.
@@ -284,11 +308,22 @@ class NDPGAgent(ActorCriticAgent):
     def extras_example(self) -> tuple:
         return tuple(jnp.zeros((d,), jnp.float32) for d in self.network.net_arch)
 
+    @property
+    def noise_scales(self) -> tuple[float, ...]:
+        """``σ_l`` per layer: ``node_noise`` for the hidden layers, ``exploration_noise`` for the output."""
+        return (self.config.node_noise,) * len(self.network.net_arch) + (self.config.exploration_noise,)
+
+    @property
+    def num_critic_layers(self) -> int:
+        return len(self.network.net_arch) + 1
+
+    def critic_values(self, params: NDPGParams, batch: TransitionBatch) -> tuple:
+        return ndpg_critic_values(self.config.ndpg_critic, params, batch, self.noise_scales)
+
     def update_batch(self, learner: LearnerState, batch: TransitionBatch, hyper: Hyperparams):
         c = self.config
-        scales = (c.node_noise,) * len(self.network.net_arch) + (c.exploration_noise,)
         return ndpg_update(c.ndpg_critic, self.tx_critic, self.tx_actor, learner, batch, hyper, c.train_frequency,
-                           scales)
+                           self.noise_scales)
 
 
 def make_agent(config, env, spec) -> NDPGAgent:

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from purejax_ad.algos import make_agent
 from purejax_ad.config import Config
+from purejax_ad.diagnostics import NUM_RETURN_SAMPLES, sample_with_returns
 from purejax_ad.envs import Environment, make_config_env
 from purejax_ad.evaluation import evaluate
 from purejax_ad.hyperparams import Hyperparams
@@ -143,12 +144,15 @@ def make_program(config: Config, env: Environment) -> Program:
         return (state, loss_sum + metrics["td_loss"], q_sum + metrics["q_mean"]), None
 
     def diagnostics(state: TrainState) -> jax.Array:
-        """``[K]`` the agent's diagnostics on one replayed batch; the sample's key is folded off the run's key,
-        which is not advanced, so the training stream does not depend on them."""
+        """``[K]`` the agent's diagnostics on one replayed batch and on replayed steps with their Monte-Carlo returns
+        (:mod:`purejax_ad.diagnostics`); the samples' keys are folded off the run's key, which is not advanced, so
+        the training stream does not depend on them."""
         if not getattr(agent, "diagnostic_names", ()):
             return jnp.zeros((0,), jnp.float32)
         window = replay.sample(state.buffer_state, jax.random.fold_in(state.key, 0x0D1A), state.actor.obs)
-        return agent.diagnostics(state.learner.params, window)
+        with_returns = sample_with_returns(replay, state.buffer_state, jax.random.fold_in(state.key, 0x0D1B),
+                                           NUM_RETURN_SAMPLES, state.hyper.gamma)
+        return agent.diagnostics(state.learner.params, window, with_returns)
 
     def train_chunk(state: TrainState) -> tuple[TrainState, ChunkMetrics]:
         zeros = jnp.zeros((L,), jnp.float32)

@@ -158,5 +158,7 @@ class Agent(Protocol):
     diagnostic_names: tuple
     """``metrics.csv`` columns of :meth:`diagnostics` (``()``: none)."""
 
-    def diagnostics(self, params: tuple, window: Window) -> jax.Array:
-        """``[K]`` values of :attr:`diagnostic_names` for the current parameters on a replayed ``window``."""
+    def diagnostics(self, params: tuple, window: Window, with_returns: tuple) -> jax.Array:
+        """``[K]`` values of :attr:`diagnostic_names` for the current parameters on a replayed ``window`` and on
+        replayed steps with their Monte-Carlo returns, ``with_returns = (TransitionBatch, returns [n],
+        any_complete [])`` (:func:`purejax_ad.diagnostics.sample_with_returns`)."""

@@ -298,9 +298,11 @@ def test_every_algo_runs_from_the_cli_with_one_schema(algo, tmp_path):
     assert ("ndpg_critic" in summary) == (algo == "ndpg")
     layers = 2 if algo_spec(algo).network == "ad" else 1
     header = next(csv.reader((out / "metrics.csv").open()))
-    # Actor-critic diagnostics: saturation of every tanh layer (ndpg: 2 hidden + the action; ddpg: the action).
+    # Actor-critic diagnostics: saturation of every tanh layer (ndpg: 2 hidden + the action; ddpg: the action), then
+    # the critic-return correlation of every layer of critics (ndpg: one per layer; ddpg: its one critic).
     tanh_layers = {"ndpg": 3, "ddpg": 1}.get(algo, 0)
-    diagnostics = [*[f"saturated_l{i + 1}" for i in range(tanh_layers)], "action_mean", "action_std"] if tanh_layers else []
+    diagnostics = [*[f"saturated_l{i + 1}" for i in range(tanh_layers)], "action_mean", "action_std",
+                   *[f"critic_mc_corr_l{i + 1}" for i in range(tanh_layers)]] if tanh_layers else []
     assert header == ["config", "seed", "env_steps", "episodic_return", "num_episodes", "epsilon",
                       *[f"td_loss_l{i + 1}" for i in range(layers)], *[f"q_mean_l{i + 1}" for i in range(layers)],
                       *diagnostics]

@@ -78,6 +78,7 @@ def _ndpg_reference(kind, params, target, batch):
     new_actor = [k.copy() for k in p.actor]
     new_critic = [{name: x.copy() for name, x in c.items()} for c in p.critic]
     sq_td, qs = [], []
+    q_layers = [np.zeros((B, k.shape[0])) for k in p.actor]  # Q^n(v_i, a_i) per layer [B, d_l]
     shared = kind == "quadratic-shared"
     if shared:  # V(s) = wᵀφ(s), φ(s) = sqrt(2/F) cos(sW + b); its TD error is every neuron's
         w_basis, b_basis = (np.asarray(x, np.float64) for x in ndpg.value_basis(OBS, FEATURES))
@@ -126,12 +127,13 @@ def _ndpg_reference(kind, params, target, batch):
                 dk += (d * dq_dmu if kind.startswith("quadratic") else dq_da) * s * v / B
                 sq_td.append(0.5 * d**2)
                 qs.append(q)
+                q_layers[l][i, n] = q
             for name in dc:
                 new_critic[l][name][n] += LR_Q * dc[name]
             new_actor[l][n] += LR_A * dk
     new = ndpg.NDPGParams(tuple(new_actor), tuple(new_critic))
     new_target = jax.tree.map(lambda x, y: TAU * x + (1 - TAU) * y, new, t)
-    return new, new_target, np.mean(sq_td), np.mean(qs)
+    return new, new_target, np.mean(sq_td), np.mean(qs), q_layers
 
 
 @pytest.mark.parametrize("kind", ["linear", "compatible", "quadratic", "quadratic-shared"])
@@ -139,7 +141,10 @@ def test_ndpg_update_matches_numpy_local_rule(kind):
     rng = np.random.default_rng(0)
     params, target, batch = _ndpg_params(rng, kind), _ndpg_params(rng, kind), _batch(rng)
     learner, metrics = jax.jit(_ndpg_step, static_argnums=0)(kind, params, target, batch)
-    new, new_target, td_loss, q_mean = _ndpg_reference(kind, params, target, batch)
+    new, new_target, td_loss, q_mean, q_layers = _ndpg_reference(kind, params, target, batch)
+    # The critic values the diagnostics read are the same Q^n the rule regresses.
+    for got, ref in zip(ndpg.ndpg_critic_values(kind.removesuffix("-shared"), params, batch, SCALES), q_layers):
+        np.testing.assert_allclose(np.asarray(got), ref, rtol=2e-5, atol=2e-6)
     jax.tree.map(lambda got, ref: np.testing.assert_allclose(np.asarray(got), ref, rtol=2e-5, atol=2e-6),
                  learner.params[0], new)
     jax.tree.map(lambda got, ref: np.testing.assert_allclose(np.asarray(got), ref, rtol=2e-5, atol=2e-6),
@@ -180,7 +185,8 @@ def test_ndpg_neuron_update_ignores_downstream_and_sibling_weights(kind):
 
 @pytest.mark.parametrize("algo", ["ndpg", "ddpg"])
 def test_actor_critic_diagnostics_match_numpy(algo):
-    """Saturated fractions (|x| > 0.9) per tanh layer and the action's mean and spread, on replayed obs."""
+    """Saturated fractions (|x| > 0.9) per tanh layer and the action's mean and spread, on replayed obs; per
+    layer of critics the mean correlation of its critics' Q(s, a) with the Monte-Carlo returns of replayed steps."""
     from purejax_ad.replay import Window
     rng = np.random.default_rng(5)
     bandit = ContinuousBandit()
@@ -192,7 +198,9 @@ def test_actor_critic_diagnostics_match_numpy(algo):
     z = jnp.zeros((B, 1))
     window = Window(jnp.asarray(obs, jnp.float32), jnp.zeros((B, 1, M)), z, z.astype(bool), z.astype(bool),
                     z.astype(bool), jnp.zeros((B, OBS)), ())
-    got = np.asarray(agent.diagnostics((params,), window))
+    batch = _batch(rng, noise=algo == "ndpg")  # replayed steps with their (here random) Monte-Carlo returns
+    returns = rng.normal(size=B)
+    got = np.asarray(agent.diagnostics((params,), window, (batch, jnp.asarray(returns, jnp.float32), jnp.asarray(True))))
     p = jax.tree.map(lambda x: np.asarray(x, np.float64), params)
     if algo == "ndpg":
         bias = lambda x: np.concatenate([x, np.ones((B, 1))], axis=1)
@@ -201,8 +209,15 @@ def test_actor_critic_diagnostics_match_numpy(algo):
     else:
         layers = [np.tanh(_np_mlp(p.actor, obs[:, 0]))]
     expected = [np.mean(np.abs(x) > 0.9) for x in layers] + [np.mean(layers[-1]), np.std(layers[-1])]
+    # Per layer of critics: the mean over its critics of corr(Q(s_i, a_i), G_i).
+    if algo == "ndpg":
+        critic_layers = _ndpg_reference("linear", params, params, batch)[-1]
+    else:
+        b = jax.tree.map(lambda x: np.asarray(x, np.float64), batch)
+        critic_layers = [_np_mlp(p.critic, np.concatenate([b.obs, b.action], axis=1))]
+    expected += [np.mean([np.corrcoef(q[:, j], returns)[0, 1] for j in range(q.shape[1])]) for q in critic_layers]
     assert agent.diagnostic_names == (*[f"saturated_l{i + 1}" for i in range(len(layers))], "action_mean",
-                                      "action_std")
+                                      "action_std", *[f"critic_mc_corr_l{i + 1}" for i in range(len(critic_layers))])
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     assert 0 < expected[0] < 1  # the test exercises both sides of the threshold
 

@@ -91,7 +91,7 @@ CHECKPOINT_ARGS = [*CLASSIC_FAST, "--total-timesteps", "8000", "--buffer-size", 
 LAST_BIT_COLUMNS = {"breakout-dqn": {"q_mean_l1"}}
 #: ``metrics.csv`` columns added since the references were recorded (the actor-critic diagnostics): a run may
 #: have them after the recorded columns; every recorded column must still be equal, character for character.
-ADDED_COLUMNS = ("saturated_l", "action_mean", "action_std")
+ADDED_COLUMNS = ("saturated_l", "action_mean", "action_std", "critic_mc_corr_l")
 ROOT = Path(__file__).resolve().parents[1]
 
 
