@@ -117,6 +117,8 @@ def validate(config: Config) -> list[str]:
         if not spec.linear_lr_schedule and c.lr_schedule != "constant":
             problems.append(f"lr_schedule 'linear' is not implemented for {c.algo} (pass --lr-schedule constant"
                             + (f"; preset {c.preset} sets 'linear'" if c.preset else "") + ")")
+    if c.ndpg_n_step < 1:
+        problems.append(f"ndpg_n_step must be >= 1, got {c.ndpg_n_step}")
     if c.ndpg_value_features < 0:
         problems.append(f"ndpg_value_features must be >= 0, got {c.ndpg_value_features}")
     elif c.ndpg_value_features and c.ndpg_critic != "quadratic":

@@ -33,7 +33,7 @@ HELP_SECTIONS: dict[str, tuple[str, ...]] = {
                 "recurrent_weight", "forward_weight", "context_size", "context_alpha", "context_source", "burn_in",
                 "stored_context_dtype", "matmul_dtype", "cell", "average_predictions", "mlp_normalization",
                 "goodness", "action_encoding", "num_quantiles", "torso", "ndpg_critic", "ndpg_optimizer",
-                "ndpg_value_features"),
+                "ndpg_value_features", "ndpg_n_step"),
     "optimisation": ("learning_rate", "actor_learning_rate", "adam_b1", "adam_b2", "adam_eps", "max_grad_norm",
                      "lr_schedule", "gamma", "double_q", "train_frequency", "target_update_interval", "tau"),
     "replay": ("buffer_size", "batch_size", "learning_starts"),
@@ -139,6 +139,9 @@ class Config:
     on this many fixed random Fourier features of the observation, whose TD error every neuron receives."""
     ndpg_optimizer: Literal["sgd", "adam"] = "sgd"
     """ndpg step rule of every neuron: 'sgd' (the draft) or elementwise 'adam' (no global clip: still local)."""
+    ndpg_n_step: int = 1
+    """ndpg: every TD error uses the n-step return of the replayed window, sum_k gamma^k r_{t+k} + gamma^n V'(s_{t+n}),
+    cut at an episode's end (1 = the draft's one-step TD error; docs/algorithm.md §Curved per-neuron critics)."""
     # --- DeepMind Control (MJX, docs/algorithm.md §DeepMind Control) ----------------------------------------
     action_repeat: int = 1
     """DMC: control steps per env step (1 = the paper: no action repeat)."""

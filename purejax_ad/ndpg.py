@@ -31,7 +31,7 @@ import optax
 from purejax_ad.actor_critic import ActorCriticAgent, finish_update
 from purejax_ad.ddpg import init_mlp
 from purejax_ad.hyperparams import Hyperparams
-from purejax_ad.replay import TransitionBatch
+from purejax_ad.replay import TransitionBatch, Window
 from purejax_ad.state import Acting, LearnerState
 
 
@@ -256,15 +256,58 @@ def ndpg_critic_values(kind: str, params: NDPGParams, batch: TransitionBatch,
     return tuple(values)
 
 
+def n_step_transitions(window: Window, gamma: jax.Array) -> tuple[TransitionBatch, jax.Array]:
+    """Replayed windows of ``n`` steps -> their first steps with n-step targets' parts.
+
+    For window ``t .. t+n-1``: ``reward = sum_{k<m} γ^k r_{t+k}`` and the bootstrap ``γ^m V'(s_{t+m})`` with
+    ``m = n`` (``s_{t+n}``: the window's ``next_obs``, the true final observation after a truncation at its last
+    step), cut at an episode's end inside the window: a termination at step ``k`` includes ``r_{t+k}`` and does
+    not bootstrap; a truncation at step ``k < n - 1`` bootstraps at ``s_{t+k}`` with ``γ^k`` and leaves out
+    ``r_{t+k}`` (the final observation of that step is not stored in the window; at ``k = 0`` the target is
+    ``V'(s_t)`` alone).
+
+    Returns:
+      ``(batch, discount [B])``: ``batch`` holds step ``t``'s observation, action and node noise, the partial
+      return as ``reward``, ``terminated`` all False and the bootstrap observation as ``next_obs``; the target is
+      ``reward + discount * V'(next_obs)`` (``discount = 0`` after a termination).
+    """
+    n = window.reward.shape[1]
+    batch_size = window.reward.shape[0]
+    partial = jnp.zeros((batch_size,), jnp.float32)
+    stopped = jnp.zeros((batch_size,), bool)
+    discount = jnp.zeros((batch_size,), jnp.float32)
+    bootstrap_obs = window.next_obs
+    for k in range(n):
+        scale = gamma**k
+        if k < n - 1:  # a truncation inside the window: bootstrap at s_{t+k}
+            cut = window.truncated[:, k] & ~stopped
+            bootstrap_obs = jnp.where(cut[:, None], window.obs[:, k], bootstrap_obs)
+            discount = jnp.where(cut, scale, discount)
+            stopped = stopped | cut
+        partial = partial + jnp.where(stopped, 0.0, scale * window.reward[:, k])
+        ended = window.terminated[:, k] & ~stopped  # no bootstrap; discount stays 0
+        stopped = stopped | ended
+    discount = jnp.where(stopped, discount, gamma**n)
+    batch = TransitionBatch(window.obs[:, 0], window.action[:, 0], partial, jnp.zeros((batch_size,), bool),
+                            bootstrap_obs, tuple(x[:, 0] for x in window.extras))
+    return batch, discount
+
+
 def ndpg_update(kind: str, tx_critic, tx_actor, learner: LearnerState, batch: TransitionBatch, hyper: Hyperparams,
-                train_frequency: int, noise_scales: tuple[float, ...] | None = None) -> tuple[LearnerState, dict]:
+                train_frequency: int, noise_scales: tuple[float, ...] | None = None,
+                discount: jax.Array | None = None) -> tuple[LearnerState, dict]:
     """One simultaneous local step of every neuron's critic and weights, then the target update.
+
+    Args:
+      discount: ``[B]`` per-sample bootstrap discounts of n-step targets (:func:`n_step_transitions`); ``None``:
+        ``hyper.gamma``, a one-step target.
 
     Returns ``(learner, {"td_loss": [1], "q_mean": [1]})`` (pre-update, means over all neurons).
     """
     params, target = learner.params[0], learner.target_params[0]
     opt_c, opt_a = learner.opt_state
-    grads, loss, q_mean = ndpg_local_grads(kind, params, target, batch, hyper.gamma, noise_scales)
+    gamma = hyper.gamma if discount is None else discount
+    grads, loss, q_mean = ndpg_local_grads(kind, params, target, batch, gamma, noise_scales)
     u, opt_c = tx_critic.update(grads.critic, opt_c, params.critic)
     critic = optax.apply_updates(params.critic, u)
     u, opt_a = tx_actor.update(grads.actor, opt_a, params.actor)
@@ -319,6 +362,19 @@ class NDPGAgent(ActorCriticAgent):
 
     def critic_values(self, params: NDPGParams, batch: TransitionBatch) -> tuple:
         return ndpg_critic_values(self.config.ndpg_critic, params, batch, self.noise_scales)
+
+    @property
+    def sequence_length(self) -> int:
+        """Steps per replayed window: ``ndpg_n_step``."""
+        return self.config.ndpg_n_step
+
+    def update(self, learner: LearnerState, window: Window, hyper: Hyperparams) -> tuple[LearnerState, dict]:
+        if self.config.ndpg_n_step == 1:
+            return super().update(learner, window, hyper)
+        batch, discount = n_step_transitions(window, hyper.gamma)
+        c = self.config
+        return ndpg_update(c.ndpg_critic, self.tx_critic, self.tx_actor, learner, batch, hyper, c.train_frequency,
+                           self.noise_scales, discount)
 
     def update_batch(self, learner: LearnerState, batch: TransitionBatch, hyper: Hyperparams):
         c = self.config

@@ -359,3 +359,45 @@ def test_ndpg_quadratic_critic_learns_the_bandit_optimum_without_overshooting():
     assert float(jnp.exp(critic["rho"][0])) > 0
     hidden = ndpg.ndpg_forward(state.learner.params[0].actor, jnp.eye(2))[0][-1]
     np.testing.assert_allclose(np.asarray(hidden @ critic["u"][0]), 1.0, atol=0.1)
+
+
+def test_n_step_targets_by_hand():
+    """ndpg_n_step: partial returns and bootstraps of 4 windows of 3 steps, worked by hand (γ = 0.5)."""
+    from purejax_ad.replay import Window
+    f, t = False, True
+    reward = jnp.asarray([[1.0, 2.0, 4.0]] * 4)
+    terminated = jnp.asarray([[f, f, f], [f, t, f], [f, f, f], [f, f, f]])
+    truncated = jnp.asarray([[f, f, f], [f, f, f], [f, t, f], [f, f, t]])
+    obs = jnp.arange(4 * 3 * 2, dtype=jnp.float32).reshape(4, 3, 2)
+    next_obs = -jnp.ones((4, 2))
+    window = Window(obs, jnp.zeros((4, 3, M)), reward, terminated, truncated, jnp.zeros((4, 3), bool), next_obs,
+                    (jnp.ones((4, 3, HIDDEN)),))
+    batch, discount = ndpg.n_step_transitions(window, jnp.float32(0.5))
+    # full window: 1 + 0.5*2 + 0.25*4 = 3, bootstrap γ³ at next_obs; termination at step 1: 1 + 1 = 2, no bootstrap;
+    # truncation at step 1: r_0 only, bootstrap γ¹ at s_{t+1}; truncation at the last step: the full window.
+    np.testing.assert_allclose(np.asarray(batch.reward), [3.0, 2.0, 1.0, 3.0])
+    np.testing.assert_allclose(np.asarray(discount), [0.125, 0.0, 0.5, 0.125])
+    np.testing.assert_array_equal(np.asarray(batch.next_obs), np.asarray([next_obs[0], next_obs[1], obs[2, 1],
+                                                                          next_obs[3]]))
+    np.testing.assert_array_equal(np.asarray(batch.obs), np.asarray(obs[:, 0]))
+    assert not np.asarray(batch.terminated).any() and batch.noise[0].shape == (4, HIDDEN)
+
+
+def test_n_step_update_is_the_one_step_rule_on_the_n_step_target():
+    """An n-step update equals the one-step rule on a batch whose reward is the partial return and whose γ is the
+    bootstrap discount: with n = 1 and no episode end, it is the one-step update exactly."""
+    from purejax_ad.replay import Window
+    rng = np.random.default_rng(3)
+    params, target, batch = _ndpg_params(rng, "quadratic"), _ndpg_params(rng, "quadratic"), _batch(rng)
+    batch = batch._replace(terminated=jnp.zeros((B,), bool))
+    window = Window(batch.obs[:, None], batch.action[:, None], batch.reward[:, None], batch.terminated[:, None],
+                    jnp.zeros((B, 1), bool), jnp.zeros((B, 1), bool), batch.next_obs, (batch.noise[0][:, None],))
+    n_batch, discount = ndpg.n_step_transitions(window, jnp.float32(GAMMA))
+    hyper = _hyper()
+    txc, txa = ndpg.local_optimizer(hyper.learning_rate), ndpg.local_optimizer(LR_A)
+    learner = LearnerState((params,), (target,), (txc.init(params.critic), txa.init(params.actor)),
+                           jnp.zeros((), jnp.int32))
+    got, _ = ndpg.ndpg_update("quadratic", txc, txa, learner, n_batch, hyper, 1, SCALES, discount)
+    want, _ = _ndpg_step("quadratic", params, target, batch)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7),
+                 got.params[0], want.params[0])
