@@ -119,6 +119,11 @@ def validate(config: Config) -> list[str]:
                             + (f"; preset {c.preset} sets 'linear'" if c.preset else "") + ")")
     if c.ndpg_n_step < 1:
         problems.append(f"ndpg_n_step must be >= 1, got {c.ndpg_n_step}")
+    elif c.ndpg_n_step > 1 and c.num_envs > 0 and (
+            c.learning_starts < c.ndpg_n_step * c.num_envs or c.effective_buffer_size < c.ndpg_n_step * c.num_envs):
+        problems.append(f"ndpg_n_step ({c.ndpg_n_step}) needs a window of that many steps per env in the replay buffer "
+                        f"and in the warm-up (learning_starts {c.learning_starts}, buffer_size {c.buffer_size}, "
+                        f"{c.num_envs} envs)")
     if c.ndpg_value_features < 0:
         problems.append(f"ndpg_value_features must be >= 0, got {c.ndpg_value_features}")
     elif c.ndpg_value_features and c.ndpg_critic != "quadratic":

@@ -45,6 +45,8 @@ def test_the_defaults_are_valid():
      "ndpg_value_features (the shared value critic) needs --ndpg-critic quadratic, got 'linear'"),
     (dict(ndpg_value_features=-1), "ndpg_value_features must be >= 0, got -1"),
     (dict(algo="ndpg", env="Pendulum-v1", ndpg_n_step=0), "ndpg_n_step must be >= 1, got 0"),
+    (dict(algo="ndpg", env="Pendulum-v1", ndpg_n_step=64, num_envs=4, train_frequency=4, learning_starts=200),
+     "ndpg_n_step (64) needs a window of that many steps per env in the replay buffer and in the warm-up"),
     (dict(algo="ndpg", env="Pendulum-v1", lr_schedule="linear"),
      "lr_schedule 'linear' is not implemented for ndpg (pass --lr-schedule constant; preset none sets 'linear')"),
     (dict(adam_b1=1.5), "adam_b1 must be in [0, 1), got 1.5"),
