@@ -17,10 +17,9 @@ a checkpoint refills the buffer and is therefore not identical to an uninterrupt
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, NamedTuple
-
-import json
 
 import jax
 import orbax.checkpoint as ocp
@@ -151,8 +150,8 @@ class Checkpointer:
             path = root / name
             if not path.is_file():
                 return f"FileNotFoundError: {name} is missing"
-            if path.stat().st_size != size:
-                return f"truncated or changed: {name} has {path.stat().st_size} bytes, written with {size}"
+            if (found := path.stat().st_size) != size:
+                return f"truncated or changed: {name} has {found} bytes, written with {size}"
         return None
 
     def read_host(self, env_steps: int | None = None) -> dict | None:
@@ -210,9 +209,9 @@ class Checkpointer:
     def restore_newest_intact(self, abstract_state: Any) -> tuple[int, Any, dict, bool, list[Damaged]]:
         """Restore the newest checkpoint that restores completely, moving newer damaged ones aside.
 
-        A checkpoint whose files were truncated or partly deleted (by its file list, else by a failed restore) is renamed to
-        ``checkpoints/damaged-<step>`` (so that a new checkpoint of the same label can be written) and the
-        next older one is tried.
+        A checkpoint whose files were truncated or partly deleted (found by its file list, else by a failed
+        restore) is renamed to ``checkpoints/damaged-<step>`` (so that a new checkpoint of the same label can be
+        written) and the next older one is tried.
 
         Args:
           abstract_state: as :meth:`restore`.

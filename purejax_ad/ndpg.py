@@ -235,25 +235,17 @@ def ndpg_local_grads(kind: str, params: NDPGParams, target: NDPGParams, batch: T
 def ndpg_critic_values(kind: str, params: NDPGParams, batch: TransitionBatch,
                        noise_scales: tuple[float, ...] | None = None) -> tuple:
     """Every neuron's ``Q^n(v, a)`` at replayed steps (stored observation, node noise and action), per layer
-    ``[B, d_l]``; the same critics as :func:`ndpg_layer_grads` (for diagnostics)."""
+    ``[B, d_l]``: the ``Q`` of :func:`ndpg_layer_grads` itself (its gradients, unused here, are dropped by XLA)."""
     v, a, z = ndpg_forward(params.actor, batch.obs, batch.noise, batch.action)
     scales = noise_scales or (1.0,) * len(params.actor)
-    shared = len(params.critic) > len(params.actor)
-    if shared:
+    shared = None
+    if len(params.critic) > len(params.actor):
         w = params.critic[-1]["value"]
-        shared_value = (value_features(batch.obs, w.shape[0]) @ w)[:, None]
-    values = []
-    for l, critic in enumerate(params.critic[:len(params.actor)]):
-        mu = jnp.tanh(z[l])
-        if kind == "linear":
-            values.append(v[l] @ critic["theta_v"].T + a[l] * critic["theta_a"])
-        elif kind == "compatible":
-            values.append((a[l] - mu) * (1.0 - mu**2) * (v[l] @ critic["w"].T) + v[l] @ critic["u"].T)
-        else:
-            sigma = scales[l] if scales[l] > 0 else 1.0
-            value = shared_value if shared else v[l] @ critic["u"].T
-            values.append(value - 0.5 * jnp.exp(critic["rho"]) * ((a[l] - mu) / sigma) ** 2)
-    return tuple(values)
+        value = value_features(batch.obs, w.shape[0]) @ w
+        shared = (value, value)
+    zeros = jnp.zeros(batch.obs.shape[:1], jnp.float32)  # no target needed: reward and discount 0
+    return tuple(ndpg_layer_grads(kind, params.actor[l], params.critic[l], params.critic[l], v[l], a[l], z[l], v[l],
+                                  a[l], zeros, zeros, scales[l], shared)[3] for l in range(len(params.actor)))
 
 
 def n_step_transitions(window: Window, gamma: jax.Array) -> tuple[TransitionBatch, jax.Array]:
